@@ -1,0 +1,1 @@
+"""kopf registrations only: parse the body, call reconcile, patch status."""

@@ -1,0 +1,1 @@
+"""Kubernetes I/O: service accounts, Secrets and events, through the kubernetes client."""

@@ -1,0 +1,99 @@
+"""The one conditions helper: every status condition the operator writes goes through here.
+
+Semantics follow metav1.Condition and cert-manager's SetCertificateCondition:
+lastTransitionTime changes only when status changes; reason, message and
+observedGeneration are always refreshed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from aml_identity.api.common import TRANSIENT_REASONS, Condition, ConditionStatus, Reason
+
+READY = "Ready"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The real clock; tests pass their own."""
+    return datetime.now(UTC)
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    *,
+    type_: str,
+    status: ConditionStatus,
+    reason: Reason,
+    message: str,
+    observed_generation: int | None,
+    clock: Clock = utc_now,
+) -> list[Condition]:
+    """Return a new list with the condition of `type_` set; the input is not changed.
+
+    Other conditions keep their order; a new type is appended.
+    """
+    previous = find_condition(conditions, type_)
+    transition = (
+        previous.last_transition_time
+        if previous is not None and previous.status == status.value
+        else clock().replace(microsecond=0)
+    )
+    updated = Condition(
+        type=type_,
+        status=status.value,
+        reason=reason.value,
+        message=message,
+        observed_generation=observed_generation,
+        last_transition_time=transition,
+    )
+    result = [updated if c.type == type_ else c for c in conditions]
+    if previous is None:
+        result.append(updated)
+    return result
+
+
+def set_ready(
+    conditions: Sequence[Condition],
+    reason: Reason,
+    message: str,
+    *,
+    observed_generation: int | None,
+    clock: Clock = utc_now,
+) -> list[Condition]:
+    """Set Ready from a reason: True for Reconciled, Unknown while the operator is
+    working or waiting on something that will pass, False when a person must act."""
+    return set_condition(
+        conditions,
+        type_=READY,
+        status=ready_status_for(reason),
+        reason=reason,
+        message=message,
+        observed_generation=observed_generation,
+        clock=clock,
+    )
+
+
+def ready_status_for(reason: Reason) -> ConditionStatus:
+    if reason is Reason.RECONCILED:
+        return ConditionStatus.TRUE
+    if reason in TRANSIENT_REASONS:
+        return ConditionStatus.UNKNOWN
+    return ConditionStatus.FALSE
+
+
+def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def is_ready(conditions: Sequence[Condition], generation: int | None) -> bool:
+    """Ready=True and computed for the current generation (what kstatus checks)."""
+    ready = find_condition(conditions, READY)
+    return (
+        ready is not None
+        and ready.status == ConditionStatus.TRUE.value
+        and (generation is None or ready.observed_generation == generation)
+    )

@@ -1,0 +1,114 @@
+"""The pydantic models read the manifests users write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aml_identity.api.mlrole import MLRole
+from aml_identity.api.mlrolebinding import MLRoleBinding
+from aml_identity.api.workloadidentity import WorkloadIdentity
+
+MODELS = {"WorkloadIdentity": WorkloadIdentity, "MLRoleBinding": MLRoleBinding, "MLRole": MLRole}
+
+
+def example_documents(repo: Path) -> list[dict[str, object]]:
+    docs: list[dict[str, Any]] = []
+    for path in sorted((repo / "examples").rglob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
+
+
+def test_every_example_parses(repo: Path) -> None:
+    docs = example_documents(repo)
+    assert {d["kind"] for d in docs} == set(MODELS)
+    for doc in docs:
+        MODELS[str(doc["kind"])].model_validate(doc)
+
+
+def test_camel_case_wire_names_and_defaults() -> None:
+    wid = WorkloadIdentity.model_validate(
+        {
+            "spec": {
+                "managedIdentity": {"resourceGroup": "rg", "location": "westeurope"},
+                "serviceAccounts": [{"name": "trainer"}],
+                "federatedCredentials": [
+                    {"name": "github", "issuer": "https://issuer.example", "subject": "s"}
+                ],
+            }
+        }
+    )
+    assert wid.spec.managed_identity is not None
+    assert wid.spec.managed_identity.resource_group == "rg"
+    assert wid.spec.deletion_policy == "Delete"
+    assert wid.spec.management_policy == "Manage"
+    assert wid.spec.service_accounts[0].create is False
+    assert wid.spec.federated_credentials[0].audiences == ["api://AzureADTokenExchange"]
+    dumped = wid.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["spec"]["managedIdentity"]["resourceGroup"] == "rg"
+
+
+def test_default_audiences_are_not_shared_between_instances() -> None:
+    fic = {"name": "gh1", "issuer": "https://i.example", "subject": "s"}
+    one = WorkloadIdentity.model_validate(
+        {
+            "spec": {
+                "managedIdentity": {"resourceGroup": "r", "location": "x"},
+                "federatedCredentials": [fic],
+            }
+        }
+    )
+    one.spec.federated_credentials[0].audiences.append("other")
+    two = WorkloadIdentity.model_validate(
+        {
+            "spec": {
+                "managedIdentity": {"resourceGroup": "r", "location": "x"},
+                "federatedCredentials": [fic],
+            }
+        }
+    )
+    assert two.spec.federated_credentials[0].audiences == ["api://AzureADTokenExchange"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("ab", False),
+        ("abc", True),
+        ("-abc", False),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("ml_id-1", True),
+        ("ml.id", False),
+    ],
+)
+def test_identity_name_rules(name: str, ok: bool) -> None:
+    spec = {"managedIdentity": {"resourceGroup": "rg", "location": "westeurope", "name": name}}
+    if ok:
+        WorkloadIdentity.model_validate({"spec": spec})
+    else:
+        with pytest.raises(ValueError, match="name"):
+            WorkloadIdentity.model_validate({"spec": spec})
+
+
+@pytest.mark.parametrize(
+    ("group", "ok"),
+    [
+        ("rg-ml", True),
+        ("rg.ml(prod)_1", True),
+        ("rg.", False),
+        ("rg ml", False),
+        ("r" * 90, True),
+        ("r" * 91, False),
+    ],
+)
+def test_resource_group_rules(group: str, ok: bool) -> None:
+    spec = {"managedIdentity": {"resourceGroup": group, "location": "westeurope"}}
+    if ok:
+        WorkloadIdentity.model_validate({"spec": spec})
+    else:
+        with pytest.raises(ValueError, match=r"resourceGroup|resource_group"):
+            WorkloadIdentity.model_validate({"spec": spec})

