@@ -91,7 +91,7 @@ def test_detached_up_and_down(tmp_path: Path, repo: Path) -> None:
         timeout=300,
     )
     assert up.returncode == 0, up.stderr
-    assert "control plane ready" in up.stdout
+    assert "control plane ready at https://127.0.0.1:" in up.stdout
     pids = json.loads((workdir / "pids.json").read_text())
     assert set(pids) == {"etcd", "apiserver", "controller-manager"}
     kubeconfig = workdir / "kubeconfig"

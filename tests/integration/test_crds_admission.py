@@ -105,7 +105,7 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         "duplicate-sa",
         "WorkloadIdentity",
         {"managedIdentity": MI, "serviceAccounts": [{"name": "a"}, {"name": "a"}]},
-        "Duplicate value",
+        '.spec.serviceAccounts: duplicate entries for key [name="a"]',
     ),
     (
         "two-roles",

@@ -5,7 +5,7 @@
 #   tools/localcluster/build.sh kube|etcd|helm
 #
 # The binary lands in $AML_CACHE_DIR/bin/<tool>-<version>-<key>/<tool>, where
-# <key> hashes the wrapper module (go.mod, go.sum, *.go), so a changed pin
+# <key> hashes the wrapper module (go.mod, go.sum, *.go) and this script, so a changed pin
 # builds anew and an unchanged one returns at once. Go's module and build
 # caches live under the same cache root so a clean clone reuses them too.
 set -euo pipefail
@@ -19,7 +19,13 @@ case "$tool" in
     # Pinned in kube/go.mod; the staging modules are replaced with v0.<minor>.<patch>.
     version=$(sed -n 's/^[[:space:]]*k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$here/kube/go.mod" | head -1)
     pkg=.
-    ldflags='-s -w'
+    # What `make release` would stamp; without it the server reports v0.0.0-master.
+    minor=${version#v1.}; minor=${minor%%.*}
+    ldflags="-s -w"
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+      ldflags+=" -X $p.gitTreeState=clean -X $p.gitCommit=go-module-$version"
+    done
     ;;
   etcd)
     version=$(sed -n 's/^require go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$here/etcd/go.mod" | head -1)
@@ -41,7 +47,10 @@ case "$tool" in
 esac
 [ -n "$version" ] || { echo "build.sh: cannot read the $tool version from $here/$tool/go.mod" >&2; exit 1; }
 
-key=$(cat "$here/$tool"/go.mod "$here/$tool"/go.sum "$here/$tool"/*.go 2>/dev/null | sha256sum | cut -c1-12)
+# The key covers the wrapper module and this script (its flags shape the binary).
+shopt -s nullglob
+inputs=("$here/$tool"/go.mod "$here/$tool"/go.sum "$here/$tool"/*.go "$here/build.sh")
+key=$(cat "${inputs[@]}" | sha256sum | cut -c1-12)
 out="$cache/bin/$tool-$version-$key/$tool"
 if [ -x "$out" ]; then
   echo "$out"
@@ -56,4 +65,8 @@ echo "build.sh: building $tool $version (first time only; cached in $(dirname "$
 tmp="$out.tmp.$$"
 (cd "$here/$tool" && go build -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg") >&2
 mv -f "$tmp" "$out"
+# Older builds of this tool are dead weight (~130 MB for kube); keep only this one.
+for old in "$cache/bin/$tool"-*; do
+  [ "$old" = "$(dirname "$out")" ] || rm -rf "$old"
+done
 echo "$out"

@@ -191,7 +191,12 @@ class MLRoleBindingSpec(ApiModel):
         max_length=50,
         description="Principals that receive the role; one role assignment each.",
     )
-    scope: Scope = Field(description="Where the role applies.")
+    scope: Scope = Field(
+        description=(
+            "Where the role applies. Prefer the narrowest scope that works: a workspace or "
+            "registry rather than its resource group."
+        )
+    )
     condition: str | None = Field(
         default=None,
         max_length=8192,
