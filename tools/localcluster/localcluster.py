@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import ctypes
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
@@ -39,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from azlocal.pki import LOOPBACK_NAMES, CertificateAuthority
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
@@ -94,118 +92,31 @@ def free_ports(count: int) -> list[int]:
 # --- certificates ---------------------------------------------------------------------
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _pem_cert(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-@dataclass
-class _Issued:
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-
-
-def _issue(
-    subject: x509.Name,
-    *,
-    ca: _Issued | None,
-    days: int,
-    is_ca: bool = False,
-    sans: list[x509.GeneralName] | None = None,
-    usage: list[x509.ObjectIdentifier] | None = None,
-) -> _Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.cert.subject if ca else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-    )
-    if is_ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False)
-    cert = builder.sign(ca.key if ca else key, hashes.SHA256())
-    return _Issued(key, cert)
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization:
-        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attrs)
-
-
 def write_pki(pki: Path) -> None:
     """A fresh CA, apiserver serving cert, admin client cert and service-account key."""
     pki.mkdir(parents=True, exist_ok=True)
-    ca = _issue(_name("aml-localcluster-ca"), ca=None, days=30, is_ca=True)
-    serving = _issue(
-        _name("kube-apiserver"),
-        ca=ca,
-        days=30,
-        sans=[
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default"),
-            x509.DNSName("kubernetes.default.svc"),
-        ],
-        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
-    )
-    admin = _issue(
-        _name("aml-admin", "system:masters"),
-        ca=ca,
-        days=30,
-        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-    )
+    authority = CertificateAuthority("aml-localcluster-ca")
+    authority.ca.write(pki / "ca.crt", pki / "ca.key")
+    authority.server(
+        "kube-apiserver",
+        [*LOOPBACK_NAMES, "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+    ).write(pki / "apiserver.crt", pki / "apiserver.key")
+    authority.client("aml-admin", "system:masters").write(pki / "admin.crt", pki / "admin.key")
     # RS256 is what every OIDC verifier accepts; Entra's token exchange included.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    files = {
-        "ca.crt": _pem_cert(ca.cert),
-        "ca.key": _pem_key(ca.key),
-        "apiserver.crt": _pem_cert(serving.cert),
-        "apiserver.key": _pem_key(serving.key),
-        "admin.crt": _pem_cert(admin.cert),
-        "admin.key": _pem_key(admin.key),
-        "sa.key": _pem_key(sa_key),
-        "sa.pub": sa_key.public_key().public_bytes(
+    (pki / "sa.key").write_bytes(
+        sa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (pki / "sa.key").chmod(0o600)
+    (pki / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
-    }
-    for name, data in files.items():
-        path = pki / name
-        path.write_bytes(data)
-        if name.endswith(".key"):
-            path.chmod(0o600)
+        )
+    )
 
 
 def _b64(path: Path) -> str:

@@ -1,0 +1,1 @@
+"""Azure Resource Manager: one dispatcher, providers register their routes."""

@@ -1,0 +1,100 @@
+"""What every request handler can reach: state, settings, tokens, faults and logs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .store import Store
+from .throttle import Throttle
+from .tokens import OidcVerifier, TokenIssuer
+
+# Per-request facts the handlers record for the request log and response headers.
+OPERATION = web.RequestKey("operation", str)
+PRINCIPAL = web.RequestKey("principal", str)
+RATELIMIT = web.RequestKey("ratelimit", tuple)
+CLIENT_AUTH = web.RequestKey("client_auth", str)  # secret, certificate:<alg>, federated
+
+
+@dataclass
+class Settings:
+    """Behaviour switches, changeable at run time through the admin API."""
+
+    throttling: bool = False
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    # Entra replicates a new principal to ARM's view after a delay; role assignments
+    # without principalType fail with PrincipalNotFound until then.
+    replication_delay_seconds: float = 0.0
+    page_size: int = 100
+    role_assignment_limit: int = 4000
+    # How long one federated-credential write holds its identity; a second write to the
+    # same identity meanwhile gets Azure's 409 (ConcurrentFederatedIdentity...).
+    fic_write_seconds: float = 0.05
+    clock_offset_seconds: float = 0.0
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            snake = re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
+            if not hasattr(self, snake):
+                raise KeyError(key)
+            setattr(self, snake, type(getattr(self, snake))(value))
+
+
+@dataclass
+class FaultRule:
+    """Answer the next `count` requests matching method and path with an error."""
+
+    method: str
+    path_pattern: str
+    count: int
+    status: int
+    code: str
+    message: str
+    retry_after: float | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method in ("*", method.upper())) and bool(
+            re.search(self.path_pattern, path, re.IGNORECASE)
+        )
+
+
+@dataclass
+class Context:
+    store: Store
+    issuer: TokenIssuer
+    oidc: OidcVerifier
+    admin_key: str
+    settings: Settings = field(default_factory=Settings)
+    faults: list[FaultRule] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    counters: Counter[tuple[str, int]] = field(default_factory=Counter)
+    fic_busy_until: dict[str, float] = field(default_factory=dict)
+    throttle: Throttle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = Throttle(clock=time.monotonic)
+        self.issuer.clock = self.now
+
+    def now(self) -> float:
+        """Wall-clock seconds, shifted by the admin-set offset (for expiry tests)."""
+        return time.time() + self.settings.clock_offset_seconds
+
+    def take_fault(self, method: str, path: str) -> FaultRule | None:
+        for rule in self.faults:
+            if rule.count > 0 and rule.matches(method, path):
+                rule.count -= 1
+                return rule
+        return None
+
+    async def inject_latency(self) -> None:
+        delay = self.settings.latency_ms + random.uniform(0, self.settings.jitter_ms)  # noqa: S311
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
