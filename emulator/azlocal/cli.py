@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    if args.state_file:
-        server.ctx.store.save(args.state_file)
     server.stop()
+    if args.state_file:
+        server.save()
     return 0
 
 

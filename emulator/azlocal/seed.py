@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -47,10 +48,27 @@ class IssuedCredentials:
     secrets: dict[str, str] = field(default_factory=dict)  # principal name -> secret text
     certificates: dict[str, Path] = field(default_factory=dict)  # name -> PEM (cert + key)
 
+    def save(self, path: Path) -> None:
+        """Kept beside a saved state (mode 0600): the store holds only secret hashes."""
+        path.write_text(
+            json.dumps(
+                {
+                    "secrets": self.secrets,
+                    "certificates": {k: str(v) for k, v in self.certificates.items()},
+                }
+            )
+        )
+        path.chmod(0o600)
 
-def load(
-    path: Path, credentials_dir: Path, now: float
-) -> tuple[Store, IssuedCredentials, dict[str, Any]]:
+    @classmethod
+    def load(cls, path: Path) -> IssuedCredentials:
+        if not path.exists():
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls(raw["secrets"], {k: Path(v) for k, v in raw["certificates"].items()})
+
+
+def load(path: Path, credentials_dir: Path, now: float) -> tuple[Store, IssuedCredentials]:
     seed = yaml.safe_load(path.read_text())
     tenant = seed["tenant"]
     store = Store(tenant_id=tenant["id"].lower(), tenant_name=tenant.get("name", "azlocal"))
@@ -95,7 +113,8 @@ def load(
         )
     for assignment in seed.get("roleAssignments", []):
         _assignment(store, assignment, names, now)
-    return store, issued, seed.get("operator", {})
+    store.operator = dict(seed.get("operator", {}))
+    return store, issued
 
 
 def _subscription(store: Store, sub: dict[str, Any], now: float) -> None:

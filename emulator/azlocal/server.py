@@ -25,6 +25,10 @@ from .tokens import OidcVerifier, TokenIssuer
 ADMIN_HEADER = "X-Azlocal-Admin-Key"
 
 
+def credentials_file(state_file: Path) -> Path:
+    return state_file.with_name(state_file.name + ".credentials.json")
+
+
 class AzLocal:
     """One azlocal server. `start()` returns once it accepts HTTPS connections."""
 
@@ -45,14 +49,14 @@ class AzLocal:
         self.ca_file = self.state_dir / "ca.pem"
         self.credentials_dir = self.state_dir / "credentials"
         now = time.time()
-        self.issued = IssuedCredentials()
-        operator: dict[str, Any] = {}
         if state_file is not None and state_file.exists():
             store = Store.load(state_file)
+            self.issued = IssuedCredentials.load(credentials_file(state_file))
         else:
-            store, self.issued, operator = load(seed, self.credentials_dir, now)
-        self.operator_name: str | None = operator.get("principal")
-        self.default_subscription = operator.get("subscription") or next(
+            store, self.issued = load(seed, self.credentials_dir, now)
+        self.state_file = state_file
+        self.operator_name: str | None = store.operator.get("principal")
+        self.default_subscription = store.operator.get("subscription") or next(
             iter(store.subscriptions), ""
         )
         oidc_ssl = ssl.create_default_context()
@@ -165,6 +169,13 @@ class AzLocal:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(15)
+
+    def save(self) -> None:
+        """Write the state (and the generated credentials beside it) to state_file."""
+        if self.state_file is None:
+            raise ValueError("no state file configured")
+        self.ctx.store.save(self.state_file)
+        self.issued.save(credentials_file(self.state_file))
 
     def __enter__(self) -> AzLocal:
         return self.start()

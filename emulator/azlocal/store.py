@@ -172,6 +172,7 @@ class Store:
     principals: dict[str, Principal] = field(default_factory=dict)
     role_definitions: dict[str, RoleDefinition] = field(default_factory=dict)
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
+    operator: dict[str, str] = field(default_factory=dict)  # seed's operator principal
 
     # --- resources ---
     def get(self, resource_id: str) -> ArmResource | None:
@@ -224,6 +225,7 @@ class Store:
         raw = json.loads(path.read_text())
         store = cls(tenant_id=raw["tenant_id"], tenant_name=raw["tenant_name"])
         store.subscriptions = raw["subscriptions"]
+        store.operator = raw.get("operator", {})
         store.resources = {k: ArmResource(**v) for k, v in raw["resources"].items()}
         store.principals = {
             k: Principal(

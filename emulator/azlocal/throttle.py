@@ -48,11 +48,11 @@ class Throttle:
             (subscription, principal, kind), Bucket(capacity, rate, capacity, now)
         )
         bucket.refill(now)
-        if not self.enabled:
-            return True, 0.0, int(bucket.tokens)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return True, 0.0, int(bucket.tokens)
+        if not self.enabled:  # counted, never refused: the headers stay truthful
+            return True, 0.0, 0
         wait = (1 - bucket.tokens) / rate
         return False, max(1.0, math.ceil(wait)), 0
 

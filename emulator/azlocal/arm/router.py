@@ -16,7 +16,7 @@ from aiohttp import web
 
 from azlocal import armids, rbac
 from azlocal.context import OPERATION, PRINCIPAL, RATELIMIT, Context
-from azlocal.errors import ArmError
+from azlocal.errors import ArmError, subscription_not_found
 from azlocal.throttle import kind_of
 from azlocal.tokens import Caller
 
@@ -144,6 +144,8 @@ class Router:
         request[PRINCIPAL] = caller.object_id
         check_api_version(request, route)
         subscription = armids.subscription_of(request.path) or "tenant"
+        if subscription != "tenant" and subscription not in ctx.store.subscriptions:
+            raise subscription_not_found(subscription)
         allowed, retry_after, remaining = ctx.throttle.take(
             subscription, caller.object_id, kind_of(request.method)
         )
