@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from azlocal.server import AzLocal
 from localcluster import LocalCluster
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,6 +29,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield local
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def azlocal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzLocal]:
+    """azlocal with its default seed, once per test session, on a free loopback port."""
+    server = AzLocal(tmp_path_factory.mktemp("azlocal")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ async def clear_faults(request: web.Request) -> web.Response:
 
 
 async def get_requests(request: web.Request) -> web.Response:
-    return web.json_response(request.app[CTX].log)
+    return web.json_response(list(request.app[CTX].log))
 
 
 async def clear_requests(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ import asyncio
 import random
 import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,8 @@ from aiohttp import web
 from .store import Store
 from .throttle import Throttle
 from .tokens import OidcVerifier, TokenIssuer
+
+LOG_LIMIT = 20_000
 
 # Per-request facts the handlers record for the request log and response headers.
 OPERATION = web.RequestKey("operation", str)
@@ -74,7 +76,8 @@ class Context:
     admin_key: str
     settings: Settings = field(default_factory=Settings)
     faults: list[FaultRule] = field(default_factory=list)
-    log: list[dict[str, Any]] = field(default_factory=list)
+    # The newest requests only, so a long-running azlocal keeps a bounded memory.
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     counters: Counter[tuple[str, int]] = field(default_factory=Counter)
     fic_busy_until: dict[str, float] = field(default_factory=dict)
     throttle: Throttle = field(init=False)

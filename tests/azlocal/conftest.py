@@ -1,4 +1,4 @@
-"""azlocal for contract tests: one server per session; settings and faults reset per test."""
+"""azlocal contract tests: settings and faults reset after every test."""
 
 from __future__ import annotations
 
@@ -8,15 +8,6 @@ import pytest
 
 from azlocal.context import Settings
 from azlocal.server import AzLocal
-
-
-@pytest.fixture(scope="session")
-def azlocal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzLocal]:
-    server = AzLocal(tmp_path_factory.mktemp("azlocal")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)
