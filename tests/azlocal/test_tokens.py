@@ -153,6 +153,20 @@ def test_expired_secret_and_certificate(azlocal: AzLocal) -> None:
     with pytest.raises(ClientAuthenticationError) as cert_err:
         certificate_credential(azlocal, sp["appId"], sp["certificatePath"]).get_token(ARM_SCOPE)
     assert "AADSTS1000502" in str(cert_err.value)
+    future = azlocal.admin(
+        "POST",
+        "principals",
+        {
+            "displayName": "not-yet",
+            "certificate": True,
+            "certificateNotBefore": now + 3600,
+            "certificateNotAfter": now + 7200,
+        },
+    )
+    with pytest.raises(ClientAuthenticationError, match="AADSTS1000502"):
+        certificate_credential(azlocal, future["appId"], future["certificatePath"]).get_token(
+            ARM_SCOPE
+        )
 
 
 def test_unregistered_certificate(azlocal: AzLocal) -> None:
