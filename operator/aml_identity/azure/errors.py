@@ -1,0 +1,138 @@
+"""The one error-classification table: every Azure failure becomes retryable (with a
+delay) or fatal (with a condition reason), and a message that names Azure's request id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from aml_identity.api.common import Reason
+
+FAST, SLOW, VERY_SLOW = 5.0, 60.0, 300.0
+MAX_RETRY_AFTER = 3600.0  # throttling can only slow us down, never stop us
+
+
+@dataclass(frozen=True)
+class Rule:
+    retryable: bool
+    reason: Reason
+    delay: float
+
+
+# (HTTP status, ARM error code) -> what it means for a reconcile. Status alone (code None)
+# is the fallback for that status.
+TABLE: dict[tuple[int, str | None], Rule] = {
+    (429, None): Rule(True, Reason.THROTTLED, SLOW),
+    (400, "PrincipalNotFound"): Rule(True, Reason.WAITING_FOR_PRINCIPAL_REPLICATION, FAST),
+    (409, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"): Rule(
+        True, Reason.RECONCILING, FAST
+    ),
+    (409, "RoleAssignmentExists"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    (409, "RoleDefinitionWithSameNameExists"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    (409, "RoleDefinitionHasAssignments"): Rule(True, Reason.DELETION_BLOCKED, SLOW),
+    (400, "RoleAssignmentUpdateNotPermitted"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    (400, "UnmatchedPrincipalType"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (400, "RoleDefinitionDoesNotExist"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (400, "RoleAssignmentLimitExceeded"): Rule(False, Reason.AZURE_ERROR, VERY_SLOW),
+    (400, "InvalidResourceLocation"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (400, "LinkedInvalidPropertyId"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (400, "BadRequest"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (400, None): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    # Permissions can be granted later: fatal for the condition, retried slowly.
+    (403, "AuthorizationFailed"): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
+    (403, "LinkedAuthorizationFailed"): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
+    (403, None): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
+    (401, None): Rule(True, Reason.AZURE_ERROR, SLOW),
+    (404, "ResourceGroupNotFound"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (404, "SubscriptionNotFound"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (404, "ParentResourceNotFound"): Rule(True, Reason.RECONCILING, FAST),
+    (404, None): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    (409, None): Rule(True, Reason.RECONCILING, FAST),
+}
+SERVER_ERROR = Rule(True, Reason.AZURE_ERROR, 30.0)
+UNREACHABLE = Rule(True, Reason.AZURE_ERROR, 30.0)
+AUTHENTICATION = Rule(True, Reason.AZURE_ERROR, SLOW)
+
+
+@dataclass(frozen=True)
+class AzureFailure(Exception):
+    """A classified Azure failure, ready for a condition and a retry decision."""
+
+    retryable: bool
+    reason: Reason
+    delay: float
+    status: int | None
+    code: str | None
+    message: str
+    request_id: str | None
+
+    def __str__(self) -> str:
+        where = f" (request id {self.request_id})" if self.request_id else ""
+        code = f"{self.code}: " if self.code else ""
+        return f"{code}{self.message}{where}"
+
+
+def classify(error: Exception) -> AzureFailure:
+    """Map an azure-core exception to a rule of the table."""
+    if isinstance(error, AzureFailure):
+        return error
+    if isinstance(error, ClientAuthenticationError) and getattr(error, "status_code", None) in (
+        None,
+        400,
+        401,
+    ):
+        return _failure(AUTHENTICATION, None, None, _first_line(str(error.message)), None)
+    if isinstance(error, HttpResponseError):
+        status = error.status_code or 0
+        code = error.error.code if error.error is not None else None
+        message = error.error.message if error.error is not None else str(error.message)
+        response = error.response
+        headers = getattr(response, "headers", None) or {}
+        request_id = headers.get("x-ms-request-id")
+        if status >= 500:
+            rule = SERVER_ERROR
+        else:
+            rule = TABLE.get((status, code)) or TABLE.get((status, None)) or SERVER_ERROR
+        delay = rule.delay
+        if status == 429:
+            delay = _retry_after(headers.get("Retry-After"), rule.delay)
+        return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        return _failure(UNREACHABLE, None, None, _first_line(str(error)), None)
+    raise error
+
+
+def _failure(
+    rule: Rule,
+    status: int | None,
+    code: str | None,
+    message: str,
+    request_id: str | None,
+    delay: float | None = None,
+) -> AzureFailure:
+    return AzureFailure(
+        retryable=rule.retryable,
+        reason=rule.reason,
+        delay=rule.delay if delay is None else delay,
+        status=status,
+        code=code,
+        message=message,
+        request_id=request_id,
+    )
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    try:
+        return min(MAX_RETRY_AFTER, max(1.0, float(value))) if value else default
+    except ValueError:
+        return default
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text

@@ -1,0 +1,326 @@
+"""Thin async adapter over azure-mgmt-msi and azure-mgmt-authorization.
+
+Methods return small frozen dataclasses, never SDK models, so the planners in
+aml_identity.reconcile stay free of Azure imports. Every HTTP response is counted by a
+pipeline policy (operation, status). Failures are raised as classified AzureFailure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.mgmt.authorization.aio import AuthorizationManagementClient
+from azure.mgmt.msi.aio import ManagedServiceIdentityClient
+
+from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
+from aml_identity.azure.errors import classify
+from aml_identity.metrics import AZURE_REQUESTS
+from aml_identity.settings import Settings
+
+T = TypeVar("T")
+_TYPE = re.compile(
+    r"/(userAssignedIdentities|federatedIdentityCredentials|roleAssignments|"
+    r"roleDefinitions|identities)(/|$)",
+    re.I,
+)
+
+
+class CountRequests(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Counts every HTTP response (retries included) by operation and status."""
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        path = request.http_request.url.split("?")[0]
+        types = _TYPE.findall(path)
+        kind = types[-1][0] if types else "other"
+        operation = f"{kind}/{request.http_request.method}"
+        AZURE_REQUESTS.labels(operation, str(response.http_response.status_code)).inc()
+
+
+@dataclass
+class Gateway:
+    """All of the operator's Azure I/O."""
+
+    credential: AsyncTokenCredential
+    settings: Settings
+    _msi: dict[str, ManagedServiceIdentityClient] = field(default_factory=dict)
+    _auth: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
+    _role_names: dict[tuple[str, str], RoleDefinition] = field(default_factory=dict)
+    _identity_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "base_url": self.settings.arm_endpoint,
+            "credential_scopes": [self.settings.arm_scope],
+            "per_call_policies": [],
+            "per_retry_policies": [CountRequests()],
+        }
+        if self.settings.ca_bundle:
+            options["connection_verify"] = self.settings.ca_bundle
+        return options
+
+    def msi(self, subscription: str) -> ManagedServiceIdentityClient:
+        if subscription not in self._msi:
+            self._msi[subscription] = ManagedServiceIdentityClient(
+                self.credential, subscription, **self._options()
+            )
+        return self._msi[subscription]
+
+    def auth(self, subscription: str) -> AuthorizationManagementClient:
+        if subscription not in self._auth:
+            self._auth[subscription] = AuthorizationManagementClient(
+                self.credential, subscription, **self._options()
+            )
+        return self._auth[subscription]
+
+    async def close(self) -> None:
+        for msi in self._msi.values():
+            await msi.close()  # type: ignore[no-untyped-call]
+        for auth in self._auth.values():
+            await auth.close()  # type: ignore[no-untyped-call]
+        await self.credential.close()
+
+    def identity_lock(self, identity_id: str) -> asyncio.Lock:
+        """Azure refuses overlapping federated-credential writes to one identity."""
+        return self._identity_locks.setdefault(identity_id.lower(), asyncio.Lock())
+
+    # --- user-assigned identities ---
+
+    async def get_identity(self, sub: str, group: str, name: str) -> Identity | None:
+        return await _maybe(
+            lambda: self._identity(self.msi(sub).user_assigned_identities.get(group, name))
+        )
+
+    async def create_identity(
+        self, sub: str, group: str, name: str, location: str, tags: dict[str, str]
+    ) -> Identity:
+        body = {"location": location, "tags": tags}
+        return await _call(
+            lambda: self._identity(
+                self.msi(sub).user_assigned_identities.create_or_update(group, name, body)
+            )
+        )
+
+    async def update_tags(self, sub: str, group: str, name: str, tags: dict[str, str]) -> Identity:
+        return await _call(
+            lambda: self._identity(
+                self.msi(sub).user_assigned_identities.update(group, name, {"tags": tags})
+            )
+        )
+
+    async def delete_identity(self, sub: str, group: str, name: str) -> None:
+        await _call(lambda: self.msi(sub).user_assigned_identities.delete(group, name))
+
+    @staticmethod
+    async def _identity(pending: Awaitable[Any]) -> Identity:
+        model = await pending
+        return Identity(
+            id=model.id,
+            name=model.name,
+            location=model.location,
+            tags=dict(model.tags or {}),
+            client_id=model.client_id,
+            principal_id=model.principal_id,
+            tenant_id=model.tenant_id,
+        )
+
+    async def list_federated_credentials(
+        self, sub: str, group: str, identity: str
+    ) -> list[FederatedCredential]:
+        async def run() -> list[FederatedCredential]:
+            pages = self.msi(sub).federated_identity_credentials.list(group, identity)
+            return [
+                FederatedCredential(f.name, f.issuer, f.subject, tuple(f.audiences))
+                async for f in pages
+            ]
+
+        return await _call(run)
+
+    async def put_federated_credential(
+        self, sub: str, group: str, identity: str, credential: FederatedCredential
+    ) -> None:
+        body = {
+            "issuer": credential.issuer,
+            "subject": credential.subject,
+            "audiences": list(credential.audiences),
+        }
+        await _call(
+            lambda: self.msi(sub).federated_identity_credentials.create_or_update(
+                group, identity, credential.name, body
+            )
+        )
+
+    async def delete_federated_credential(
+        self, sub: str, group: str, identity: str, name: str
+    ) -> None:
+        await _call(
+            lambda: self.msi(sub).federated_identity_credentials.delete(group, identity, name)
+        )
+
+    async def system_assigned_principal(self, resource_id: str) -> str | None:
+        sub = resource_id.split("/")[2]
+
+        async def run() -> str:
+            identity = await self.msi(sub).system_assigned_identities.get_by_scope(resource_id)
+            return str(identity.principal_id)
+
+        return await _maybe(run)
+
+    # --- role definitions ---
+
+    async def role_definition_by_name(self, scope: str, role_name: str) -> RoleDefinition | None:
+        """Built-in and custom roles by name; built-ins are cached (they never change)."""
+        key = (scope.lower(), role_name.lower())
+        if key in self._role_names:
+            return self._role_names[key]
+        sub = _subscription(scope, self.settings.subscription_id)
+        escaped = role_name.replace("'", "''")
+
+        async def run() -> list[RoleDefinition]:
+            pages = self.auth(sub).role_definitions.list(scope, filter=f"roleName eq '{escaped}'")
+            return [_definition(d) async for d in pages]
+
+        found = await _call(run)
+        if not found:
+            return None
+        if found[0].role_type == "BuiltInRole":
+            self._role_names[key] = found[0]
+        return found[0]
+
+    async def get_role_definition(self, scope: str, guid: str) -> RoleDefinition | None:
+        sub = _subscription(scope, self.settings.subscription_id)
+
+        async def run() -> RoleDefinition:
+            return _definition(await self.auth(sub).role_definitions.get(scope, guid))
+
+        return await _maybe(run)
+
+    async def put_role_definition(
+        self, scope: str, guid: str, body: dict[str, Any]
+    ) -> RoleDefinition:
+        sub = _subscription(scope, self.settings.subscription_id)
+
+        async def run() -> RoleDefinition:
+            return _definition(
+                await self.auth(sub).role_definitions.create_or_update(scope, guid, body)
+            )
+
+        return await _call(run)
+
+    async def delete_role_definition(self, scope: str, guid: str) -> None:
+        sub = _subscription(scope, self.settings.subscription_id)
+        await _call(lambda: self.auth(sub).role_definitions.delete(scope, guid))
+
+    # --- role assignments ---
+
+    async def assignments_for(self, scope: str, principal_id: str) -> list[RoleAssignment]:
+        """Assignments of one principal exactly at `scope`."""
+        sub = _subscription(scope, self.settings.subscription_id)
+
+        async def run() -> list[RoleAssignment]:
+            pages = self.auth(sub).role_assignments.list_for_scope(
+                scope, filter=f"principalId eq '{principal_id}'"
+            )
+            return [_assignment(a) async for a in pages]
+
+        return [a for a in await _call(run) if a.scope.lower() == scope.lower()]
+
+    async def get_assignment(self, scope: str, name: str) -> RoleAssignment | None:
+        sub = _subscription(scope, self.settings.subscription_id)
+
+        async def run() -> RoleAssignment:
+            return _assignment(await self.auth(sub).role_assignments.get(scope, name))
+
+        return await _maybe(run)
+
+    async def create_assignment(
+        self,
+        scope: str,
+        name: str,
+        *,
+        role_definition_id: str,
+        principal_id: str,
+        principal_type: str,
+        description: str | None,
+        condition: str | None,
+    ) -> RoleAssignment:
+        sub = _subscription(scope, self.settings.subscription_id)
+        body: dict[str, Any] = {
+            "role_definition_id": role_definition_id,
+            "principal_id": principal_id,
+            # Always sent: it is what lets Azure accept a principal it has not replicated yet.
+            "principal_type": principal_type,
+        }
+        if description:
+            body["description"] = description
+        if condition:
+            body["condition"] = condition
+            body["condition_version"] = "2.0"
+
+        async def run() -> RoleAssignment:
+            return _assignment(await self.auth(sub).role_assignments.create(scope, name, body))
+
+        return await _call(run)
+
+    async def delete_assignment(self, scope: str, name: str) -> None:
+        sub = _subscription(scope, self.settings.subscription_id)
+        await _call(lambda: self.auth(sub).role_assignments.delete(scope, name))
+
+
+def _subscription(scope: str, default: str) -> str:
+    parts = [p for p in scope.split("/") if p]
+    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else default
+
+
+def _definition(model: Any) -> RoleDefinition:
+    permission = model.permissions[0] if model.permissions else None
+    return RoleDefinition(
+        id=model.id,
+        name=model.name,
+        role_name=model.role_name,
+        role_type=model.role_type,
+        description=model.description or "",
+        actions=tuple(permission.actions or []) if permission else (),
+        not_actions=tuple(permission.not_actions or []) if permission else (),
+        data_actions=tuple(permission.data_actions or []) if permission else (),
+        not_data_actions=tuple(permission.not_data_actions or []) if permission else (),
+        assignable_scopes=tuple(model.assignable_scopes or []),
+    )
+
+
+def _assignment(model: Any) -> RoleAssignment:
+    return RoleAssignment(
+        id=model.id,
+        name=model.name,
+        scope=model.scope,
+        role_definition_id=model.role_definition_id,
+        principal_id=model.principal_id,
+        principal_type=model.principal_type,
+    )
+
+
+async def _call(run: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await run()
+    except AzureError as error:
+        raise classify(error) from None
+
+
+async def _maybe(run: Callable[[], Awaitable[T]]) -> T | None:
+    """None for 404 (a missing object is an answer, not a failure)."""
+    try:
+        return await run()
+    except ResourceNotFoundError as error:
+        failure = classify(error)
+        if failure.code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
+            raise failure from None
+        return None
+    except AzureError as error:
+        raise classify(error) from None

@@ -1,0 +1,150 @@
+"""Plan for a WorkloadIdentity's user-assigned managed identity: pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aml_identity.api.common import Reason
+from aml_identity.api.observed import FederatedCredential, Identity
+from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentitySpec
+from aml_identity.reconcile.names import (
+    identity_name,
+    owned_by,
+    ownership_tags,
+    service_account_credential_name,
+)
+
+KIND = "WorkloadIdentity"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource an Azure object belongs to."""
+
+    namespace: str
+    name: str
+    uid: str
+    cluster_id: str
+
+
+@dataclass(frozen=True)
+class DesiredIdentity:
+    subscription: str
+    resource_group: str
+    name: str
+    location: str
+    tags: dict[str, str]
+    federated_credentials: tuple[FederatedCredential, ...]
+
+
+class SpecError(ValueError):
+    """The spec cannot be carried out as written (Ready=False, InvalidSpec)."""
+
+
+def desired_identity(
+    spec: WorkloadIdentitySpec, owner: Owner, *, default_subscription: str, issuer: str
+) -> DesiredIdentity:
+    mi = spec.managed_identity
+    if mi is None:
+        raise SpecError("spec.managedIdentity is required for a managed identity")
+    credentials = [
+        FederatedCredential(
+            name=service_account_credential_name(sa.name),
+            issuer=issuer,
+            subject=f"system:serviceaccount:{owner.namespace}:{sa.name}",
+            audiences=(TOKEN_EXCHANGE_AUDIENCE,),
+        )
+        for sa in spec.service_accounts
+    ]
+    for extra in spec.federated_credentials:
+        if extra.name.startswith("k8s-"):
+            raise SpecError(
+                f"federatedCredentials[{extra.name}]: the prefix k8s- is reserved for the "
+                "credentials of serviceAccounts"
+            )
+        credentials.append(
+            FederatedCredential(extra.name, extra.issuer, extra.subject, tuple(extra.audiences))
+        )
+    trusts = [(c.issuer, c.subject) for c in credentials]
+    if len(set(trusts)) != len(trusts):
+        raise SpecError("two federated credentials trust the same issuer and subject")
+    tags = {
+        **mi.tags,
+        **ownership_tags(owner.cluster_id, KIND, owner.namespace, owner.name, owner.uid),
+    }
+    return DesiredIdentity(
+        subscription=mi.subscription_id or default_subscription,
+        resource_group=mi.resource_group,
+        name=mi.name or identity_name(owner.namespace, owner.name),
+        location=mi.location,
+        tags=tags,
+        federated_credentials=tuple(credentials),
+    )
+
+
+@dataclass(frozen=True)
+class IdentityPlan:
+    """What to do in Azure; empty when Azure already matches."""
+
+    blocked: tuple[Reason, str] | None = None
+    create: bool = False
+    tags: dict[str, str] | None = None
+    put_credentials: tuple[FederatedCredential, ...] = ()
+    delete_credentials: tuple[str, ...] = ()
+    changes: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.create or self.tags is not None or self.put_credentials or self.delete_credentials
+        )
+
+
+def plan_identity(
+    desired: DesiredIdentity,
+    observed: Identity | None,
+    observed_credentials: list[FederatedCredential],
+    *,
+    owner_uid: str,
+    adopt: bool,
+) -> IdentityPlan:
+    changes: list[str] = []
+    create = observed is None
+    tags: dict[str, str] | None = None
+    if observed is not None:
+        if not owned_by(observed.tags, owner_uid) and not adopt:
+            return IdentityPlan(
+                blocked=(
+                    Reason.NOT_OWNED,
+                    f"managed identity {observed.id} exists and was not created by this "
+                    "WorkloadIdentity; annotate it with identity.aml.dev/adopt=true to take "
+                    "it over",
+                )
+            )
+        if observed.location.replace(" ", "").lower() != desired.location.lower():
+            return IdentityPlan(
+                blocked=(
+                    Reason.INVALID_SPEC,
+                    f"managed identity {observed.id} is in {observed.location}, not "
+                    f"{desired.location}; Azure cannot move an identity",
+                )
+            )
+        if observed.tags != desired.tags:
+            tags = desired.tags
+            changes.append(f"update tags of managed identity {desired.name}")
+    else:
+        where = f"{desired.resource_group} ({desired.location})"
+        changes.append(f"create managed identity {desired.name} in {where}")
+    current = {c.name: c for c in ([] if create else observed_credentials)}
+    wanted = {c.name: c for c in desired.federated_credentials}
+    put = tuple(c for name, c in wanted.items() if current.get(name) != c)
+    delete = tuple(name for name in current if name not in wanted)
+    changes += [f"put federated credential {c.name} ({c.issuer}, {c.subject})" for c in put]
+    changes += [f"delete federated credential {name}" for name in delete]
+    return IdentityPlan(
+        create=create,
+        tags=tags,
+        put_credentials=put,
+        delete_credentials=delete,
+        changes=tuple(changes),
+    )

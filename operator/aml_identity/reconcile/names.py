@@ -1,0 +1,80 @@
+"""Deterministic names and the ownership tags of Azure objects the operator creates.
+
+Deterministic names make creates idempotent (a PUT under the same name after a crash
+finds the object it made) and make role assignments recognisable as ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+# Fixed forever: changing it would orphan every role assignment already created.
+NAMESPACE = uuid.UUID("3f0b8a4e-1c2d-5e6f-8a9b-0c1d2e3f4a5b")
+TAG_PREFIX = "aml-identity"
+MANAGED_BY = "aml-identity-operator"
+IDENTITY_NAME_MAX = 128
+FIC_NAME_MAX = 120
+ADOPT_ANNOTATION = "identity.aml.dev/adopt"
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:8]
+
+
+def _fit(base: str, limit: int, *hash_parts: str) -> str:
+    """`base` if it fits, else a cut of it with a hash of the full parts appended."""
+    if len(base) <= limit:
+        return base
+    suffix = "-" + _short_hash(*hash_parts)
+    return base[: limit - len(suffix)].rstrip("-_") + suffix
+
+
+def identity_name(namespace: str, name: str) -> str:
+    """Default managed-identity name: <namespace>-<name>, within Azure's 3-128 rule."""
+    base = re.sub(r"[^a-zA-Z0-9_-]", "-", f"{namespace}-{name}")
+    return _fit(base, IDENTITY_NAME_MAX, namespace, name)
+
+
+def service_account_credential_name(service_account: str) -> str:
+    """Federated credential for a service account (same namespace as the identity).
+
+    The `k8s-` prefix is reserved: spec.federatedCredentials may not use it.
+    """
+    base = "k8s-" + re.sub(r"[^a-zA-Z0-9_-]", "-", service_account)
+    if base != "k8s-" + service_account:  # dots were replaced: keep names distinct
+        base = f"{base}-{_short_hash(service_account)}"
+    return _fit(base, FIC_NAME_MAX, service_account)
+
+
+def role_assignment_name(scope: str, role_definition_id: str, principal_id: str) -> str:
+    """uuid5 over (scope, role definition GUID, principal id), case-insensitive."""
+    role_guid = role_definition_id.rstrip("/").rsplit("/", 1)[-1]
+    key = f"{scope.rstrip('/').lower()}|{role_guid.lower()}|{principal_id.lower()}"
+    return str(uuid.uuid5(NAMESPACE, key))
+
+
+def role_definition_name(cluster_id: str, ml_role: str) -> str:
+    """GUID of the custom role an MLRole owns (cluster-scoped name)."""
+    return str(uuid.uuid5(NAMESPACE, f"mlrole|{cluster_id.lower()}|{ml_role}"))
+
+
+def ownership_tags(
+    cluster_id: str, kind: str, namespace: str, name: str, uid: str
+) -> dict[str, str]:
+    """Tags marking an Azure object as created by one custom resource."""
+    return {
+        f"{TAG_PREFIX}.managed-by": MANAGED_BY,
+        f"{TAG_PREFIX}.cluster": cluster_id,
+        f"{TAG_PREFIX}.kind": kind,
+        f"{TAG_PREFIX}.namespace": namespace,
+        f"{TAG_PREFIX}.name": name,
+        f"{TAG_PREFIX}.uid": uid,
+    }
+
+
+def owned_by(tags: dict[str, str], uid: str) -> bool:
+    return (
+        tags.get(f"{TAG_PREFIX}.uid") == uid and tags.get(f"{TAG_PREFIX}.managed-by") == MANAGED_BY
+    )

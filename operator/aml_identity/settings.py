@@ -1,0 +1,68 @@
+"""The operator's configuration, from the environment (pydantic-settings).
+
+The same settings serve Azure public cloud, sovereign clouds and azlocal: only the
+endpoints and the CA bundle differ.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """`aml-identity run` reads these; every one has an AML_IDENTITY_ variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AML_IDENTITY_", extra="ignore")
+
+    tenant_id: str = Field(
+        validation_alias=AliasChoices("AML_IDENTITY_TENANT_ID", "AZURE_TENANT_ID"),
+        description="Entra tenant of the operator and of the identities it manages.",
+    )
+    subscription_id: str = Field(
+        validation_alias=AliasChoices("AML_IDENTITY_SUBSCRIPTION_ID", "AZURE_SUBSCRIPTION_ID"),
+        description="Default subscription for resources that do not name one.",
+    )
+    arm_endpoint: str = Field(
+        default="https://management.azure.com",
+        description="Azure Resource Manager base URL (sovereign clouds and azlocal differ).",
+    )
+    arm_scope: str = Field(
+        default="https://management.azure.com/.default",
+        description="Token scope for ARM.",
+    )
+    authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        validation_alias=AliasChoices("AML_IDENTITY_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"),
+        description="Entra authority host.",
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        description="CA bundle (PEM) to trust for ARM and Entra (a private cloud's, azlocal's).",
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="This cluster's service-account issuer; read from the API server when unset.",
+    )
+    resync_seconds: float = Field(
+        default=600.0, gt=0, description="How often each resource is compared with Azure."
+    )
+    resync_jitter: float = Field(
+        default=0.1, ge=0, le=1, description="Random spread of resyncs, as a fraction."
+    )
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means all."
+    )
+    cluster_id: str = Field(
+        default="default",
+        pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$",
+        description="Names this cluster in the tags of Azure objects it creates.",
+    )
+    metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus metrics port.")
+    liveness_endpoint: str = Field(
+        default="http://0.0.0.0:8081/healthz", description="kopf's liveness probe endpoint."
+    )
+    disable_instance_discovery: bool = Field(
+        default=False,
+        description="Skip MSAL's authority validation (private authorities and azlocal).",
+    )
