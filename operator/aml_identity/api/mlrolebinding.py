@@ -213,11 +213,20 @@ class AssignmentStatus(ApiModel):
     """A role assignment this binding created or adopted."""
 
     name: str = Field(
-        description="Role assignment name (a GUID derived from scope, role, principal)."
+        description="Role assignment name (a GUID derived from scope, role and principal)."
     )
+    scope: str = Field(description="ARM scope of the assignment.")
+    role_definition_id: str = Field(description="Role definition id of the assignment.")
     principal_id: str = Field(description="Object id of the subject.")
     principal_type: str | None = Field(default=None, description="Type of the subject.")
     subject: str | None = Field(default=None, description="The spec subject it came from.")
+    created: bool = Field(
+        default=True,
+        description=(
+            "True when this binding created the assignment (and will delete it); false when "
+            "it existed before and is only recorded."
+        ),
+    )
 
 
 class MLRoleBindingStatus(CommonStatus):

@@ -1,0 +1,94 @@
+"""MLRole: one custom role definition, created at its first assignable scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.mlrole import MLRole
+from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
+from aml_identity.reconcile.role import definition_body, plan_role
+
+
+def _guid(deps: Deps, role: MLRole, body: dict[str, Any]) -> str:
+    if role.status is not None and role.status.role_definition_name:
+        return role.status.role_definition_name
+    return role_definition_name(deps.settings.cluster_id, body["metadata"]["name"])
+
+
+async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
+    role = MLRole.model_validate(body)
+    scope = role.spec.assignable_scopes[0]
+    guid = _guid(deps, role, body)
+    try:
+        observed = await deps.gateway.get_role_definition(scope, guid)
+        same_name = (
+            await deps.gateway.role_definition_by_name(scope, role.spec.role_name)
+            if observed is None
+            else None
+        )
+    except AzureFailure as failure:
+        return Outcome.from_failure(failure, "reading role definitions")
+    adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
+    plan = plan_role(role.spec, guid, observed, same_name, adopt=adopt)
+    if plan.blocked:
+        reason, message = plan.blocked
+        return Outcome(reason, message, events=[Event("Warning", reason.value, message)])
+    definition_id = (
+        observed.id
+        if observed
+        else f"{scope}/providers/Microsoft.Authorization/roleDefinitions/{plan.guid}"
+    )
+    if not plan.put:
+        return Outcome(
+            Reason.RECONCILED,
+            f"custom role '{role.spec.role_name}' matches the spec",
+            status={"roleDefinitionId": definition_id, "roleDefinitionName": plan.guid},
+        )
+    if role.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
+        return Outcome(
+            Reason.DRIFT_DETECTED,
+            "1 change pending; managementPolicy is Observe",
+            pending_changes=[plan.change or "update custom role"],
+        )
+    try:
+        written = await deps.gateway.put_role_definition(
+            scope, plan.guid, definition_body(role.spec)
+        )
+    except AzureFailure as failure:
+        return Outcome.from_failure(failure, f"writing custom role '{role.spec.role_name}'")
+    return Outcome(
+        Reason.RECONCILED,
+        f"custom role '{role.spec.role_name}' matches the spec",
+        status={"roleDefinitionId": written.id, "roleDefinitionName": written.name},
+        events=[
+            Event(
+                "Normal",
+                "Written",
+                f"{(plan.change or 'wrote custom role').capitalize()} ({written.id})",
+            )
+        ],
+        azure_writes=1,
+    )
+
+
+async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
+    role = MLRole.model_validate(body)
+    if (
+        role.spec.deletion_policy == "Orphan"
+        or role.spec.management_policy == ManagementPolicy.OBSERVE
+    ):
+        return Outcome(Reason.DELETING, "custom role left in place")
+    if role.status is None or not role.status.role_definition_name:
+        return Outcome(Reason.DELETING, "no custom role was created")
+    try:
+        await deps.gateway.delete_role_definition(
+            role.spec.assignable_scopes[0], role.status.role_definition_name
+        )
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, f"deleting custom role '{role.spec.role_name}'")
+        outcome.reason = Reason.DELETION_BLOCKED
+        return outcome
+    return Outcome(Reason.DELETING, "deleted the custom role", azure_writes=1)

@@ -1,0 +1,233 @@
+"""MLRoleBinding: resolve role, scope and subjects; plan and apply role assignments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
+from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.reconcile.binding import (
+    Owned,
+    Principal,
+    plan_binding,
+    role_definition_id,
+    scope_id,
+)
+from aml_identity.reconcile.conditions import READY
+
+WAIT = 10.0  # seconds between looks at a dependency that is not Ready yet
+
+
+class Waiting(Exception):
+    """A dependency is not ready: Ready=Unknown, WaitingForDependency, retried soon."""
+
+
+class Invalid(Exception):
+    """The spec refers to something that cannot work: Ready=False, InvalidSpec."""
+
+
+def _within(scope: str, ancestor: str) -> bool:
+    s, a = scope.lower().rstrip("/"), ancestor.lower().rstrip("/")
+    return s == a or s.startswith(a + "/")
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    generation = obj["metadata"].get("generation")
+    return any(
+        c.get("type") == READY
+        and c.get("status") == "True"
+        and c.get("observedGeneration") == generation
+        for c in status.get("conditions", [])
+    )
+
+
+async def _role(deps: Deps, binding: MLRoleBinding, scope: str) -> tuple[str, str]:
+    """(role definition id, role name)."""
+    role = binding.spec.role
+    sub = deps.settings.subscription_id
+    if role.built_in is not None:
+        found = await deps.gateway.role_definition_by_name(scope, role.built_in)
+        if found is None or found.role_type != "BuiltInRole":
+            raise Invalid(f"there is no built-in role named '{role.built_in}'")
+        return role_definition_id(found.name, scope, sub), found.role_name
+    if role.ml_role is not None:
+        ml_role = await deps.cluster.get_custom("mlroles", None, role.ml_role)
+        if ml_role is None:
+            raise Waiting(f"MLRole {role.ml_role} does not exist")
+        if not _ready(ml_role):
+            raise Waiting(f"MLRole {role.ml_role} is not Ready")
+        scopes = ml_role["spec"].get("assignableScopes", [])
+        if not any(
+            scope.lower() == s.lower() or scope.lower().startswith(s.lower().rstrip("/") + "/")
+            for s in scopes
+        ):
+            raise Invalid(
+                f"scope {scope} is outside the assignable scopes of MLRole {role.ml_role} "
+                f"({', '.join(scopes)})"
+            )
+        return str(ml_role["status"]["roleDefinitionId"]), str(ml_role["spec"]["roleName"])
+    assert role.role_definition_id is not None
+    full = role_definition_id(role.role_definition_id, scope, sub)
+    found = await deps.gateway.get_role_definition(scope, full.rsplit("/", 1)[-1])
+    if found is None:
+        raise Invalid(f"role definition {role.role_definition_id} does not exist")
+    return full, found.role_name
+
+
+async def _principal(deps: Deps, namespace: str, subject: Subject) -> Principal:
+    if subject.workload_identity is not None:
+        name = subject.workload_identity
+        identity = await deps.cluster.get_custom("workloadidentities", namespace, name)
+        if identity is None:
+            raise Waiting(f"WorkloadIdentity {name} does not exist in {namespace}")
+        principal = (identity.get("status") or {}).get("principalId")
+        if not _ready(identity) or not principal:
+            raise Waiting(f"WorkloadIdentity {name} is not Ready")
+        return Principal(f"workloadIdentity {name}", principal, "ServicePrincipal")
+    if subject.principal_id is not None:
+        return Principal(
+            f"{subject.principal_type} {subject.principal_id}",
+            subject.principal_id,
+            str(subject.principal_type),
+        )
+    assert subject.system_assigned_identity_of is not None
+    resource = subject.system_assigned_identity_of
+    principal_id = await deps.gateway.system_assigned_principal(resource)
+    if principal_id is None:
+        raise Invalid(f"{resource} has no system-assigned identity")
+    return Principal(f"system-assigned identity of {resource}", principal_id, "ServicePrincipal")
+
+
+def _owned(binding: MLRoleBinding) -> list[Owned]:
+    if binding.status is None:
+        return []
+    return [
+        Owned(a.name, a.scope, a.principal_id, a.role_definition_id, a.created)
+        for a in binding.status.assignments
+    ]
+
+
+async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
+    binding = MLRoleBinding.model_validate(body)
+    namespace = body["metadata"]["namespace"]
+    scope = scope_id(binding.spec.scope, deps.settings.subscription_id)
+    try:
+        role_id, role_name = await _role(deps, binding, scope)
+        principals = [await _principal(deps, namespace, s) for s in binding.spec.subjects]
+        observed = {
+            p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
+            for p in principals
+        }
+    except Waiting as waiting:
+        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting), retry_after=WAIT)
+    except Invalid as invalid:
+        message = str(invalid)
+        return Outcome(
+            Reason.INVALID_SPEC, message, events=[Event("Warning", "InvalidSpec", message)]
+        )
+    except AzureFailure as failure:
+        return Outcome.from_failure(failure, "reading role assignments")
+    owned = _owned(binding)
+    plan = plan_binding(
+        scope=scope, role_definition=role_id, principals=principals, observed=observed, owned=owned
+    )
+    status_base = {"roleName": role_name, "roleDefinitionId": role_id, "scope": scope}
+    if binding.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
+        if plan.empty:
+            return Outcome(
+                Reason.RECONCILED, "Azure matches the spec (observe only)", status=status_base
+            )
+        return Outcome(
+            Reason.DRIFT_DETECTED,
+            f"{len(plan.changes)} change(s) pending; managementPolicy is Observe",
+            status=status_base,
+            pending_changes=list(plan.changes),
+        )
+    events: list[Event] = []
+    records = [_record(k, principals) for k in plan.keep]
+    writes = 0
+    try:
+        # New assignments first, old ones after: a change of role, scope or subject never
+        # leaves the principal without access in between.
+        for create in plan.creates:
+            made = await deps.gateway.create_assignment(
+                scope,
+                create.name,
+                role_definition_id=role_id,
+                principal_id=create.principal.principal_id,
+                principal_type=create.principal.principal_type,
+                description=binding.spec.description,
+                condition=binding.spec.condition,
+            )
+            writes += 1
+            records.append(
+                _record(Owned(made.name, scope, made.principal_id, role_id, True), principals)
+            )
+            events.append(
+                Event(
+                    "Normal",
+                    "Assigned",
+                    f"Assigned {role_name} to {create.principal.subject} at {scope}",
+                )
+            )
+        for stale in plan.deletes:
+            await deps.gateway.delete_assignment(stale.scope, stale.name)
+            writes += 1
+            events.append(
+                Event(
+                    "Normal", "Unassigned", f"Removed role assignment {stale.name} at {stale.scope}"
+                )
+            )
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, "writing role assignments")
+        # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
+        kept = {r["name"] for r in records}
+        leftovers = [_record(o, principals) for o in plan.deletes if o.name not in kept]
+        outcome.status = {**status_base, "assignments": records + leftovers}
+        outcome.events = events + outcome.events
+        outcome.azure_writes = writes
+        return outcome
+    count = len(records)
+    return Outcome(
+        Reason.RECONCILED,
+        f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}",
+        status={**status_base, "assignments": records},
+        events=events,
+        azure_writes=writes,
+    )
+
+
+def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
+    principal = next((p for p in principals if p.principal_id == owned.principal_id), None)
+    return {
+        "name": owned.name,
+        "scope": owned.scope,
+        "roleDefinitionId": owned.role_definition_id,
+        "principalId": owned.principal_id,
+        "principalType": principal.principal_type if principal else None,
+        "subject": principal.subject if principal else None,
+        "created": owned.created,
+    }
+
+
+async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
+    binding = MLRoleBinding.model_validate(body)
+    if (
+        binding.spec.deletion_policy == "Orphan"
+        or binding.spec.management_policy == ManagementPolicy.OBSERVE
+    ):
+        return Outcome(Reason.DELETING, "role assignments left in place")
+    writes = 0
+    try:
+        for owned in _owned(binding):
+            if owned.created:
+                await deps.gateway.delete_assignment(owned.scope, owned.name)
+                writes += 1
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, "deleting role assignments")
+        outcome.reason = Reason.DELETION_BLOCKED
+        return outcome
+    return Outcome(Reason.DELETING, f"removed {writes} role assignment(s)", azure_writes=writes)

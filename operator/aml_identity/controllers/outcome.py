@@ -1,0 +1,54 @@
+"""The result of one reconcile, and the dependencies every workflow receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aml_identity.api.common import Reason
+from aml_identity.azure.errors import AzureFailure
+from aml_identity.azure.gateway import Gateway
+from aml_identity.kube.cluster import Cluster
+from aml_identity.settings import Settings
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What a reconcile found and did: the Ready condition's reason and message, status
+    fields to write, events to post, and when to try again (None: at the next resync)."""
+
+    reason: Reason
+    message: str
+    status: dict[str, Any] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    retry_after: float | None = None
+    pending_changes: list[str] = field(default_factory=list)
+    azure_writes: int = 0
+
+    @classmethod
+    def from_failure(cls, failure: AzureFailure, doing: str) -> Outcome:
+        message = f"{doing}: {failure}"
+        return cls(
+            reason=failure.reason,
+            message=message,
+            events=[Event("Warning", failure.reason.value, message)],
+            retry_after=failure.delay,
+        )
+
+
+@dataclass
+class Deps:
+    """What workflows need from the outside world; built once at start-up."""
+
+    settings: Settings
+    gateway: Gateway
+    cluster: Cluster
+    issuer: str
+    manage: bool = True  # False for `aml-identity plan`: observe only, never write

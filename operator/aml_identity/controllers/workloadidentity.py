@@ -1,0 +1,236 @@
+"""WorkloadIdentity (managed-identity form): the identity, its federated credentials,
+and the annotations on the service accounts it trusts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.workloadidentity import WorkloadIdentity
+from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.kube.cluster import TRIGGER_ANNOTATION
+from aml_identity.metrics import DRIFT_CORRECTIONS
+from aml_identity.reconcile.identity import (
+    DesiredIdentity,
+    Owner,
+    SpecError,
+    desired_identity,
+    plan_identity,
+)
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, owned_by
+
+KIND = "WorkloadIdentity"
+
+
+def owner_of(body: dict[str, Any], cluster_id: str) -> Owner:
+    meta = body["metadata"]
+    return Owner(meta["namespace"], meta["name"], meta["uid"], cluster_id)
+
+
+def _desired(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> DesiredIdentity:
+    return desired_identity(
+        resource.spec,
+        owner,
+        default_subscription=deps.settings.subscription_id,
+        issuer=deps.issuer,
+    )
+
+
+async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
+    resource = WorkloadIdentity.model_validate(body)
+    owner = owner_of(body, deps.settings.cluster_id)
+    if resource.spec.managed_identity is None:
+        return Outcome(
+            Reason.INVALID_SPEC,
+            "servicePrincipal identities are not supported by this version of the operator; "
+            "use managedIdentity",
+        )
+    try:
+        desired = _desired(deps, resource, owner)
+    except SpecError as error:
+        return Outcome(Reason.INVALID_SPEC, str(error))
+    gateway = deps.gateway
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    try:
+        observed = await gateway.get_identity(sub, group, name)
+        credentials = await gateway.list_federated_credentials(sub, group, name) if observed else []
+    except AzureFailure as failure:
+        return Outcome.from_failure(failure, f"reading managed identity {name}")
+    adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
+    plan = plan_identity(desired, observed, credentials, owner_uid=owner.uid, adopt=adopt)
+    if plan.blocked:
+        reason, message = plan.blocked
+        return Outcome(reason, message, events=[Event("Warning", reason.value, message)])
+    observe_only = resource.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage
+    if observe_only:
+        if plan.empty and observed is not None:
+            return _ready(
+                deps, resource, observed, desired, "Azure matches the spec (observe only)"
+            )
+        return Outcome(
+            Reason.DRIFT_DETECTED,
+            f"{len(plan.changes)} change(s) pending; managementPolicy is Observe",
+            pending_changes=list(plan.changes),
+        )
+    events: list[Event] = []
+    writes = 0
+    status = resource.status
+    known_principal = status.principal_id if status else None
+    try:
+        if plan.create:
+            observed = await gateway.create_identity(
+                sub, group, name, desired.location, desired.tags
+            )
+            writes += 1
+            events.append(Event("Normal", "Created", f"Created managed identity {observed.id}"))
+        elif plan.tags is not None:
+            observed = await gateway.update_tags(sub, group, name, plan.tags)
+            writes += 1
+            events.append(Event("Normal", "Updated", f"Updated the tags of {name}"))
+        assert observed is not None
+        async with gateway.identity_lock(observed.id):
+            for credential in plan.put_credentials:
+                await gateway.put_federated_credential(sub, group, name, credential)
+                writes += 1
+                events.append(
+                    Event(
+                        "Normal",
+                        "FederatedCredential",
+                        f"Federated {credential.subject} ({credential.name})",
+                    )
+                )
+            for stale in plan.delete_credentials:
+                await gateway.delete_federated_credential(sub, group, name, stale)
+                writes += 1
+                events.append(
+                    Event("Normal", "FederatedCredential", f"Removed federated credential {stale}")
+                )
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, f"writing managed identity {name}")
+        outcome.events = events + outcome.events
+        outcome.azure_writes = writes
+        return outcome
+    if writes and known_principal is not None and not plan.create:
+        DRIFT_CORRECTIONS.labels(KIND).inc()
+    if plan.create and known_principal is not None:
+        DRIFT_CORRECTIONS.labels(KIND).inc()
+        await poke_bindings(deps, owner)
+        events.append(
+            Event(
+                "Warning",
+                "Recreated",
+                f"Managed identity {name} was missing in Azure and was created again; its "
+                f"principal id changed from {known_principal} to {observed.principal_id}",
+            )
+        )
+    sa_events = await _bind_service_accounts(
+        deps, resource, owner, observed.client_id, observed.tenant_id
+    )
+    outcome = _ready(
+        deps, resource, observed, desired, "identity and federated credentials match the spec"
+    )
+    outcome.events = events + sa_events
+    outcome.azure_writes = writes
+    return outcome
+
+
+def _ready(
+    deps: Deps, resource: WorkloadIdentity, observed: Any, desired: DesiredIdentity, message: str
+) -> Outcome:
+    return Outcome(
+        Reason.RECONCILED,
+        message,
+        status={
+            "clientId": observed.client_id,
+            "principalId": observed.principal_id,
+            "tenantId": observed.tenant_id,
+            "resourceId": observed.id,
+            "federatedCredentials": [c.name for c in desired.federated_credentials],
+        },
+    )
+
+
+async def _bind_service_accounts(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, client_id: str, tenant_id: str
+) -> list[Event]:
+    events = []
+    for account in resource.spec.service_accounts:
+        result = await deps.cluster.bind_service_account(
+            owner.namespace,
+            account.name,
+            create=account.create,
+            client_id=client_id,
+            tenant_id=tenant_id,
+            owner=owner.name,
+            owner_uid=owner.uid,
+        )
+        if result == "created":
+            events.append(
+                Event("Normal", "ServiceAccount", f"Created service account {account.name}")
+            )
+        elif result == "annotated":
+            events.append(
+                Event("Normal", "ServiceAccount", f"Annotated service account {account.name}")
+            )
+        elif result == "missing":
+            events.append(
+                Event(
+                    "Warning",
+                    "ServiceAccountMissing",
+                    f"Service account {account.name} does not exist "
+                    "(set create: true to create it)",
+                )
+            )
+    return events
+
+
+async def poke_bindings(deps: Deps, owner: Owner) -> None:
+    """Make every binding that names this identity reconcile now (its principal changed)."""
+    for binding in await deps.cluster.list_custom("mlrolebindings", owner.namespace):
+        subjects = binding.get("spec", {}).get("subjects", [])
+        if any(s.get("workloadIdentity") == owner.name for s in subjects):
+            await deps.cluster.annotate_custom(
+                "mlrolebindings",
+                owner.namespace,
+                binding["metadata"]["name"],
+                {TRIGGER_ANNOTATION: owner.uid + "@" + str(deps.gateway.settings.cluster_id)},
+            )
+
+
+async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
+    """Remove what this resource created; 404 counts as gone."""
+    resource = WorkloadIdentity.model_validate(body)
+    owner = owner_of(body, deps.settings.cluster_id)
+    for account in resource.spec.service_accounts:
+        await deps.cluster.release_service_account(owner.namespace, account.name, owner.uid)
+    if resource.spec.deletion_policy == "Orphan" or resource.spec.managed_identity is None:
+        return Outcome(Reason.DELETING, "deletionPolicy is Orphan: Azure objects left in place")
+    if resource.spec.management_policy == ManagementPolicy.OBSERVE:
+        return Outcome(
+            Reason.DELETING, "managementPolicy is Observe: nothing was created, nothing to delete"
+        )
+    try:
+        desired = _desired(deps, resource, owner)
+    except SpecError:
+        return Outcome(Reason.DELETING, "the spec never described an Azure identity")
+    gateway = deps.gateway
+    try:
+        observed = await gateway.get_identity(
+            desired.subscription, desired.resource_group, desired.name
+        )
+        if observed is None:
+            return Outcome(Reason.DELETING, "managed identity already gone")
+        if not owned_by(observed.tags, owner.uid):
+            return Outcome(Reason.DELETING, f"{observed.id} is not ours: left in place")
+        await gateway.delete_identity(desired.subscription, desired.resource_group, desired.name)
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, f"deleting managed identity {desired.name}")
+        outcome.reason = Reason.DELETION_BLOCKED
+        return outcome
+    return Outcome(
+        Reason.DELETING,
+        f"deleted managed identity {observed.id}",
+        events=[Event("Normal", "Deleted", f"Deleted managed identity {observed.id}")],
+        azure_writes=1,
+    )

@@ -1,0 +1,96 @@
+"""Every kopf handler of the operator, registered against configuration."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from aml_identity.api import GROUP, VERSION
+from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
+from aml_identity.handlers.shell import Workflow, run, run_delete
+from aml_identity.settings import Settings
+
+FINALIZER = f"{GROUP}/finalizer"
+KINDS: dict[str, tuple[str, Workflow, Workflow]] = {
+    "workloadidentities": ("WorkloadIdentity", workloadidentity.reconcile, workloadidentity.delete),
+    "mlrolebindings": ("MLRoleBinding", mlrolebinding.reconcile, mlrolebinding.delete),
+    "mlroles": ("MLRole", mlrole.reconcile, mlrole.delete),
+}
+
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+def _change_handler(kind: str, workflow: Workflow) -> Any:
+    async def reconcile(
+        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
+    ) -> None:
+        await run(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
+
+    return reconcile
+
+
+def _delete_handler(kind: str, workflow: Workflow) -> Any:
+    async def cleanup(
+        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
+    ) -> None:
+        await run_delete(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
+
+    return cleanup
+
+
+def _login(*, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(logger=logger, **kwargs)
+    return info or kopf.login_with_kubeconfig(logger=logger, **kwargs)
+
+
+def build_registry(settings: Settings) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    # A custom registry has none of kopf's default login handlers: in a Pod the service
+    # account, elsewhere the kubeconfig, as the kubernetes client would choose.
+    kopf.on.login(registry=registry, id="login")(_login)
+
+    def jitter(**_: Any) -> float:
+        return random.uniform(0, settings.resync_seconds * settings.resync_jitter)  # noqa: S311
+
+    for plural, (kind, reconcile, delete) in KINDS.items():
+        resource = (GROUP, VERSION, plural)
+
+        on_change = _change_handler(kind, reconcile)
+        on_delete = _delete_handler(kind, delete)
+
+        # One level-triggered reconcile serves create, update, resume and the drift timer.
+        for cause, decorate in (
+            ("create", kopf.on.create),
+            ("update", kopf.on.update),
+            ("resume", kopf.on.resume),
+        ):
+            decorate(*resource, registry=registry, id=f"reconcile-{cause}", backoff=5)(on_change)
+        kopf.timer(
+            *resource,
+            registry=registry,
+            id="resync",
+            interval=settings.resync_seconds,
+            initial_delay=jitter,
+            # Not while kopf is still handling a change: that path already reconciles.
+            idle=settings.resync_seconds / 10,
+        )(on_change)
+        kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
+    return registry
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """kopf's own behaviour: our finalizer and annotation names, quiet events."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # Our workflows post the events that matter; kopf's per-handler chatter stays in logs.
+    settings.posting.level = logging.ERROR
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    settings.networking.request_timeout = 30

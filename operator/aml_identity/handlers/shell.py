@@ -1,0 +1,104 @@
+"""The generic reconcile shell shared by every kind (ASO's generic reconciler, in small)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from aml_identity.api.common import Condition, Reason
+from aml_identity.controllers.outcome import Deps, Outcome
+from aml_identity.metrics import RECONCILE_SECONDS, RECONCILES
+from aml_identity.reconcile.conditions import set_ready
+
+Workflow = Callable[[Deps, dict[str, Any]], Awaitable[Outcome]]
+
+
+class Memo:
+    """Per-process state kopf hands to every handler (kopf's `memo`)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        # Change handlers and the resync timer of one object never overlap.
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def _result(outcome: Outcome) -> str:
+    if outcome.reason is Reason.RECONCILED:
+        return "ready"
+    return "waiting" if outcome.retry_after is not None else "failed"
+
+
+async def run(
+    kind: str,
+    workflow: Workflow,
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    shared: Memo = memo.shared
+    started = time.monotonic()
+    async with shared.lock(body["metadata"]["uid"]):
+        outcome = await workflow(shared.deps, dict(body))
+    RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+    RECONCILES.labels(kind, _result(outcome)).inc()
+    write_status(outcome, body, patch)
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    log = logger.info if outcome.reason is Reason.RECONCILED else logger.warning
+    log(
+        "%s: %s (%d Azure write%s)",
+        outcome.reason.value,
+        outcome.message,
+        outcome.azure_writes,
+        "" if outcome.azure_writes == 1 else "s",
+    )
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
+
+
+def write_status(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
+    status = body.get("status") or {}
+    previous = [Condition.model_validate(c) for c in status.get("conditions", [])]
+    generation = body["metadata"].get("generation")
+    conditions = set_ready(
+        previous, outcome.reason, outcome.message, observed_generation=generation
+    )
+    for key, value in outcome.status.items():
+        patch.status[key] = value
+    patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in conditions]
+    patch.status["observedGeneration"] = generation
+    patch.status["lastSyncTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch.status["pendingChanges"] = outcome.pending_changes
+
+
+async def run_delete(
+    kind: str,
+    workflow: Workflow,
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Deletion: the finalizer stays until the workflow says Azure is clean."""
+    shared: Memo = memo.shared
+    async with shared.lock(body["metadata"]["uid"]):
+        outcome = await workflow(shared.deps, dict(body))
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if outcome.reason is Reason.DELETION_BLOCKED:
+        write_status(outcome, body, patch)
+        logger.warning("deletion blocked: %s", outcome.message)
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
+    logger.info("deleted: %s", outcome.message)
