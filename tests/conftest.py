@@ -11,6 +11,7 @@ import pytest
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
+from support.operator import OperatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,6 +40,39 @@ def azlocal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzLocal]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    crds_installed: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    """`aml-identity run` against the control plane and azlocal, resyncing every 5 s."""
+    process = OperatorProcess(cluster, azlocal, tmp_path_factory.mktemp("operator"), resync=5)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        # Shown on failure by pytest's captured output.
+        print(process.logs()[-20000:])
+
+
+@pytest.fixture(scope="session")
+def crds_installed(cluster: LocalCluster, azlocal: AzLocal) -> None:
+    """CRDs applied and Established; azlocal trusts the cluster's service-account issuer."""
+    cluster.kubectl("apply", "--server-side", "--field-manager=aml-tests", "-f", str(REPO / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd",
+        "-l",
+        "app.kubernetes.io/name=aml-identity-operator",
+    )
+    azlocal.admin("POST", "trusted-cas", text=cluster.ca_file.read_text())
 
 
 @pytest.fixture

@@ -1,0 +1,236 @@
+"""MLRoleBinding and MLRole against the real control plane and azlocal."""
+
+from __future__ import annotations
+
+import uuid
+
+from localcluster import LocalCluster
+from support.azure import admin_credential, authorization_client
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_reason, wait_ready
+from support.poll import wait_until
+from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
+
+from azlocal.server import AzLocal
+
+MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
+WS = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
+
+
+def assignments(azlocal: AzLocal, scope: str, principal: str) -> list[tuple[str, str]]:
+    client = authorization_client(azlocal, admin_credential(azlocal))
+    return sorted(
+        (a.name, a.role_definition_id.rsplit("/", 1)[-1])
+        for a in client.role_assignments.list_for_scope(
+            scope, filter=f"principalId eq '{principal}'"
+        )
+        if a.scope.lower() == scope.lower()
+    )
+
+
+def test_binding_lifecycle_is_additive(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(cluster, "WorkloadIdentity", "pipeline", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "pipeline", namespace)["status"]["principalId"]
+    # An assignment someone else made for the same principal must survive everything.
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    unrelated = str(uuid.uuid4())
+    admin.role_assignments.create(
+        RG_ML,
+        unrelated,
+        {
+            "role_definition_id": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}",
+            "principal_id": principal,
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "scientist",
+        {
+            "role": {"builtIn": "AzureML Data Scientist"},
+            "subjects": [{"workloadIdentity": "pipeline"}],
+            "scope": WS,
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "mlrb", "scientist", namespace)
+    assert obj["status"]["roleName"] == "AzureML Data Scientist"
+    assert obj["status"]["scope"] == WORKSPACE
+    [record] = obj["status"]["assignments"]
+    assert record["created"] is True
+    assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], DATA_SCIENTIST)]
+
+    # A new role: the new assignment is made, then the old one removed.
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "scientist",
+        {
+            "role": {"builtIn": "Reader"},
+            "subjects": [{"workloadIdentity": "pipeline"}],
+            "scope": WS,
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "mlrb", "scientist", namespace)
+    [record] = obj["status"]["assignments"]
+    assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)]
+    log = [
+        r
+        for r in azlocal.admin("GET", "requests")
+        if "roleAssignments/" in r["path"] and r["method"] in ("PUT", "DELETE")
+    ]
+    assert [r["method"] for r in log[-2:]] == ["PUT", "DELETE"]
+
+    # Deleted out of band: restored at the next resync.
+    admin.role_assignments.delete(WORKSPACE, record["name"])
+    wait_until(
+        lambda: assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)],
+        timeout=30,
+        what="the deleted assignment to be restored",
+    )
+
+    cluster.kubectl("delete", "mlrb", "scientist", "-n", namespace)
+    wait_gone(cluster, "mlrb", "scientist", namespace)
+    assert assignments(azlocal, WORKSPACE, principal) == []
+    assert [a[0] for a in assignments(azlocal, RG_ML, principal)] == [unrelated]
+
+
+def test_binding_waits_for_its_workload_identity(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "early",
+        {"role": {"builtIn": "Reader"}, "subjects": [{"workloadIdentity": "late"}], "scope": WS},
+        namespace,
+    )
+    found = wait_reason(cluster, "mlrb", "early", "WaitingForDependency", namespace)
+    assert found["status"] == "Unknown"
+    assert found["message"] == f"WorkloadIdentity late does not exist in {namespace}"
+    apply(cluster, "WorkloadIdentity", "late", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "mlrb", "early", namespace, timeout=60)
+
+
+def test_unknown_builtin_role_and_missing_system_identity(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "typo",
+        {
+            "role": {"builtIn": "AzureML Data Scientists"},
+            "subjects": [
+                {"principalId": "6f1b0f43-3d4f-4c6e-9a57-5b0b7f6f2c11", "principalType": "Group"}
+            ],
+            "scope": WS,
+        },
+        namespace,
+    )
+    found = wait_reason(cluster, "mlrb", "typo", "InvalidSpec", namespace)
+    assert found["message"] == "there is no built-in role named 'AzureML Data Scientists'"
+    cpu = f"{WORKSPACE}/computes/cpu-cluster"
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "no-identity",
+        {
+            "role": {"builtIn": "AzureML Registry User"},
+            "subjects": [{"systemAssignedIdentityOf": cpu}],
+            "scope": {"registry": {"resourceGroup": "rg-ml", "name": "ml-registry"}},
+        },
+        namespace,
+    )
+    found = wait_reason(cluster, "mlrb", "no-identity", "InvalidSpec", namespace)
+    assert found["message"] == f"{cpu} has no system-assigned identity"
+
+
+def test_system_assigned_identity_of_a_compute(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    gpu = f"{WORKSPACE}/computes/gpu-cluster"
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "gpu-registry",
+        {
+            "role": {"builtIn": "AzureML Registry User"},
+            "subjects": [{"systemAssignedIdentityOf": gpu}],
+            "scope": {"registry": {"resourceGroup": "rg-ml", "name": "ml-registry"}},
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "mlrb", "gpu-registry", namespace)
+    [record] = obj["status"]["assignments"]
+    assert record["principalId"] == azlocal.ctx.store.get(gpu).identity["principalId"]  # type: ignore[union-attr]
+    cluster.kubectl("delete", "mlrb", "gpu-registry", "-n", namespace)
+    wait_gone(cluster, "mlrb", "gpu-registry", namespace)
+
+
+def test_custom_role_and_its_assignable_scopes(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    role_name = f"ml-monitor-{namespace}"
+    apply(
+        cluster,
+        "MLRole",
+        role_name,
+        {
+            "roleName": f"ML Endpoint Monitor {namespace}",
+            "permissions": {
+                "actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read"]
+            },
+            "assignableScopes": [RG_ML],
+        },
+    )
+    role = wait_ready(cluster, "mlroles", role_name)
+    guid = role["status"]["roleDefinitionName"]
+    client = authorization_client(azlocal, admin_credential(azlocal))
+    assert client.role_definitions.get(RG_ML, guid).role_name == f"ML Endpoint Monitor {namespace}"
+    apply(cluster, "WorkloadIdentity", "monitor", {"managedIdentity": MI}, namespace)
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "monitor",
+        {"role": {"mlRole": role_name}, "subjects": [{"workloadIdentity": "monitor"}], "scope": WS},
+        namespace,
+    )
+    wait_ready(cluster, "mlrb", "monitor", namespace)
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "too-wide",
+        {
+            "role": {"mlRole": role_name},
+            "subjects": [{"workloadIdentity": "monitor"}],
+            "scope": {"resourceGroup": {"name": "rg-ml-identities"}},
+        },
+        namespace,
+    )
+    found = wait_reason(cluster, "mlrb", "too-wide", "InvalidSpec", namespace)
+    assert "outside the assignable scopes of MLRole" in found["message"]
+    # A second MLRole may not take the same role name.
+    apply(
+        cluster,
+        "MLRole",
+        f"{role_name}-copy",
+        {
+            "roleName": f"ML Endpoint Monitor {namespace}",
+            "permissions": {"actions": ["*/read"]},
+            "assignableScopes": [RG_ML],
+        },
+    )
+    conflict = wait_reason(cluster, "mlroles", f"{role_name}-copy", "Conflict")
+    assert "already exists" in conflict["message"]
+    cluster.kubectl("delete", "mlroles", f"{role_name}-copy")
+    cluster.kubectl("delete", "mlrb", "monitor", "too-wide", "-n", namespace)
+    wait_gone(cluster, "mlrb", "monitor", namespace)
+    cluster.kubectl("delete", "mlroles", role_name, "--wait=false")
+    wait_gone(cluster, "mlroles", role_name)
+    assert get(cluster, "mlroles", role_name) is None

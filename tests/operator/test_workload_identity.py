@@ -1,0 +1,205 @@
+"""WorkloadIdentity (managed identity) against the real control plane and azlocal."""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceNotFoundError
+from localcluster import LocalCluster
+from support.azure import admin_credential, msi_client
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_reason, wait_ready
+from support.poll import wait_until
+from support.world import RG_IDENTITIES
+
+from azlocal.server import AzLocal
+
+MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
+
+
+def test_create_update_delete(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "trainer",
+        {
+            "managedIdentity": {**MI, "tags": {"team": "ml"}},
+            "serviceAccounts": [{"name": "trainer", "create": True}],
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "wid", "trainer", namespace)
+    status = obj["status"]
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    name = f"{namespace}-trainer"
+    identity = msi.user_assigned_identities.get(RG_IDENTITIES, name)
+    assert (status["clientId"], status["principalId"]) == (
+        identity.client_id,
+        identity.principal_id,
+    )
+    assert status["tenantId"] == azlocal.tenant_id
+    assert status["resourceId"] == identity.id
+    assert identity.tags["team"] == "ml"
+    assert identity.tags["aml-identity.uid"] == obj["metadata"]["uid"]
+    assert identity.tags["aml-identity.cluster"] == "tests"
+    [credential] = list(msi.federated_identity_credentials.list(RG_IDENTITIES, name))
+    assert credential.name == "k8s-trainer"
+    assert credential.issuer == cluster.issuer
+    assert credential.subject == f"system:serviceaccount:{namespace}:trainer"
+    assert credential.audiences == ["api://AzureADTokenExchange"]
+    account = get(cluster, "sa", "trainer", namespace)
+    assert account is not None
+    assert (
+        account["metadata"]["annotations"]["azure.workload.identity/client-id"]
+        == identity.client_id
+    )
+    assert (
+        account["metadata"]["annotations"]["azure.workload.identity/tenant-id"] == azlocal.tenant_id
+    )
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "Created managed identity" in events
+
+    # Update: new tag, an extra federated credential; the old credential stays.
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "trainer",
+        {
+            "managedIdentity": {**MI, "tags": {"team": "ml", "env": "prod"}},
+            "serviceAccounts": [{"name": "trainer", "create": True}],
+            "federatedCredentials": [
+                {
+                    "name": "github-main",
+                    "issuer": "https://token.actions.githubusercontent.com",
+                    "subject": "repo:contoso/ml:ref:refs/heads/main",
+                }
+            ],
+        },
+        namespace,
+    )
+    wait_ready(cluster, "wid", "trainer", namespace)
+    assert msi.user_assigned_identities.get(RG_IDENTITIES, name).tags["env"] == "prod"
+    names = {c.name for c in msi.federated_identity_credentials.list(RG_IDENTITIES, name)}
+    assert names == {"k8s-trainer", "github-main"}
+
+    # Dropped from the spec: removed from Azure.
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "trainer",
+        {
+            "managedIdentity": {**MI, "tags": {"team": "ml", "env": "prod"}},
+            "serviceAccounts": [{"name": "trainer", "create": True}],
+        },
+        namespace,
+    )
+    wait_ready(cluster, "wid", "trainer", namespace)
+    assert {c.name for c in msi.federated_identity_credentials.list(RG_IDENTITIES, name)} == {
+        "k8s-trainer"
+    }
+
+    cluster.kubectl("delete", "wid", "trainer", "-n", namespace, "--wait=false")
+    wait_gone(cluster, "wid", "trainer", namespace)
+    try:
+        msi.user_assigned_identities.get(RG_IDENTITIES, name)
+        raise AssertionError("the identity outlived its WorkloadIdentity")
+    except ResourceNotFoundError:
+        pass
+    wait_until(
+        lambda: get(cluster, "sa", "trainer", namespace) is None,
+        what="the created service account to go",
+    )
+
+
+def test_identity_deleted_out_of_band_is_recreated(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "drift",
+        {"managedIdentity": MI, "serviceAccounts": [{"name": "drift", "create": True}]},
+        namespace,
+    )
+    before = wait_ready(cluster, "wid", "drift", namespace)["status"]["principalId"]
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    msi.user_assigned_identities.delete(RG_IDENTITIES, f"{namespace}-drift")
+
+    def recreated() -> str | None:
+        obj = get(cluster, "wid", "drift", namespace)
+        principal = (obj or {}).get("status", {}).get("principalId")
+        return principal if principal and principal != before else None
+
+    after = wait_until(recreated, timeout=30, what="the identity to be recreated by the resync")
+    assert (
+        msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-drift").principal_id == after
+    )
+    assert (
+        len(list(msi.federated_identity_credentials.list(RG_IDENTITIES, f"{namespace}-drift"))) == 1
+    )
+    assert "aml_identity_drift_corrections_total" in operator.metrics()
+
+
+def test_an_identity_we_did_not_create_is_not_owned(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    existing = msi.user_assigned_identities.create_or_update(
+        RG_IDENTITIES,
+        f"{namespace}-legacy",
+        {"location": "westeurope", "tags": {"owner": "someone"}},
+    )
+    apply(cluster, "WorkloadIdentity", "legacy", {"managedIdentity": MI}, namespace)
+    found = wait_reason(cluster, "wid", "legacy", "NotOwned", namespace)
+    assert found["status"] == "False"
+    assert "was not created by this WorkloadIdentity" in found["message"]
+    assert msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags == {
+        "owner": "someone"
+    }
+    # Adoption is explicit.
+    cluster.kubectl("annotate", "wid", "legacy", "-n", namespace, "identity.aml.dev/adopt=true")
+    obj = wait_ready(cluster, "wid", "legacy", namespace)
+    assert obj["status"]["principalId"] == existing.principal_id
+    # Deleting the resource deletes the adopted identity (it now carries our tags).
+    cluster.kubectl("delete", "wid", "legacy", "-n", namespace)
+    wait_gone(cluster, "wid", "legacy", namespace)
+
+
+def test_observe_mode_never_writes(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "watcher",
+        {"managedIdentity": MI, "managementPolicy": "Observe"},
+        namespace,
+    )
+    found = wait_reason(cluster, "wid", "watcher", "DriftDetected", namespace)
+    assert found["status"] == "False"
+    obj = get(cluster, "wid", "watcher", namespace)
+    assert obj is not None
+    assert obj["status"]["pendingChanges"] == [
+        f"create managed identity {namespace}-watcher in {RG_IDENTITIES} (westeurope)"
+    ]
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    try:
+        msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-watcher")
+        raise AssertionError("Observe mode created an identity")
+    except ResourceNotFoundError:
+        pass
+    cluster.kubectl("delete", "wid", "watcher", "-n", namespace)
+    wait_gone(cluster, "wid", "watcher", namespace)
+
+
+def test_service_principal_form_reports_unsupported(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "sp",
+        {"servicePrincipal": {"displayName": "ml-deployer"}},
+        namespace,
+    )
+    found = wait_reason(cluster, "wid", "sp", "InvalidSpec", namespace)
+    assert "servicePrincipal identities are not supported" in found["message"]

@@ -1,0 +1,192 @@
+"""The operator as users run it: `aml-identity run` in its own process, configured only
+by environment (kubeconfig, Azure endpoints, CA bundle)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from azlocal.server import AzLocal
+from localcluster import LocalCluster
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(
+        self, cluster: LocalCluster, azlocal: AzLocal, workdir: Path, *, resync: float = 600
+    ) -> None:
+        self.workdir = workdir
+        self.log_path = workdir / "operator.log"
+        self.metrics_port = free_port()
+        env = azlocal.env()
+        self.env = {
+            **{
+                k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AML_IDENTITY_"))
+            },
+            "KUBECONFIG": str(cluster.kubeconfig),
+            "AZURE_TENANT_ID": env["AZURE_TENANT_ID"],
+            "AZURE_CLIENT_ID": env["AZURE_CLIENT_ID"],
+            "AZURE_CLIENT_SECRET": env["AZURE_CLIENT_SECRET"],
+            "AZURE_SUBSCRIPTION_ID": env["AZURE_SUBSCRIPTION_ID"],
+            "AZURE_AUTHORITY_HOST": env["AZURE_AUTHORITY_HOST"],
+            "AML_IDENTITY_ARM_ENDPOINT": env["AZLOCAL_ARM_ENDPOINT"],
+            "AML_IDENTITY_CA_BUNDLE": env["AZLOCAL_CA_BUNDLE"],
+            "AML_IDENTITY_DISABLE_INSTANCE_DISCOVERY": "true",
+            "AML_IDENTITY_RESYNC_SECONDS": str(resync),
+            "AML_IDENTITY_RESYNC_JITTER": "0",
+            "AML_IDENTITY_CLUSTER_ID": "tests",
+            "AML_IDENTITY_METRICS_PORT": str(self.metrics_port),
+            "AML_IDENTITY_LIVENESS_ENDPOINT": f"http://127.0.0.1:{free_port()}/healthz",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aml_identity.cli", "run", "--log-format", "plain"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no status write, as when a node dies."""
+        self.stop(signal.SIGKILL)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
+            return str(r.read().decode())
+
+
+def get(
+    cluster: LocalCluster, kind: str, name: str, namespace: str | None = None
+) -> dict[str, Any] | None:
+    args = ["get", kind, name, "-o", "json"]
+    if namespace:
+        args += ["-n", namespace]
+    result = cluster.kubectl(*args, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The Ready condition when it is True for the current generation."""
+    if obj is None:
+        return None
+    for condition in (obj.get("status") or {}).get("conditions", []):
+        if (
+            condition["type"] == "Ready"
+            and condition["status"] == "True"
+            and condition.get("observedGeneration") == obj["metadata"]["generation"]
+        ):
+            return condition
+    return None
+
+
+def condition(obj: dict[str, Any] | None) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c["type"] == "Ready":
+            return dict(c)
+    return {}
+
+
+API = "identity.aml.dev/v1alpha1"
+
+
+def apply(
+    cluster: LocalCluster,
+    kind: str,
+    name: str,
+    spec: dict[str, Any],
+    namespace: str | None = None,
+    **metadata: Any,
+) -> None:
+    meta: dict[str, Any] = {"name": name, **metadata}
+    if namespace:
+        meta["namespace"] = namespace
+    body = {"apiVersion": API, "kind": kind, "metadata": meta, "spec": spec}
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def wait_ready(
+    cluster: LocalCluster, kind: str, name: str, namespace: str | None = None, timeout: float = 60
+) -> dict[str, Any]:
+    from support.poll import wait_until
+
+    def probe() -> dict[str, Any] | None:
+        obj = get(cluster, kind, name, namespace)
+        return obj if ready(obj) else None
+
+    try:
+        return wait_until(probe, timeout=timeout, what=f"{kind}/{name} to be Ready")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; last condition: {condition(get(cluster, kind, name, namespace))}"
+        ) from None
+
+
+def wait_reason(
+    cluster: LocalCluster,
+    kind: str,
+    name: str,
+    reason: str,
+    namespace: str | None = None,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    from support.poll import wait_until
+
+    def probe() -> dict[str, Any] | None:
+        found = condition(get(cluster, kind, name, namespace))
+        return found if found.get("reason") == reason else None
+
+    try:
+        return wait_until(probe, timeout=timeout, what=f"{kind}/{name} to report {reason}")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; last condition: {condition(get(cluster, kind, name, namespace))}"
+        ) from None
+
+
+def wait_gone(
+    cluster: LocalCluster, kind: str, name: str, namespace: str | None = None, timeout: float = 60
+) -> None:
+    from support.poll import wait_until
+
+    wait_until(
+        lambda: get(cluster, kind, name, namespace) is None,
+        timeout=timeout,
+        what=f"{kind}/{name} to be deleted",
+    )
