@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.azure import admin_credential, authorization_client
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_reason, wait_ready
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
-
-from azlocal.server import AzLocal
 
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 WS = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from azure.core.exceptions import ResourceNotFoundError
-from localcluster import LocalCluster
-from support.azure import admin_credential, msi_client
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_reason, wait_ready
-from support.poll import wait_until
-from support.world import RG_IDENTITIES
 
 from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.azure import admin_credential, msi_client
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.poll import wait_until
+from support.world import RG_IDENTITIES
 
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 

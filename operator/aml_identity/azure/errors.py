@@ -44,10 +44,11 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     (400, "LinkedInvalidPropertyId"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (400, "BadRequest"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (400, None): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
-    # Permissions can be granted later: fatal for the condition, retried slowly.
-    (403, "AuthorizationFailed"): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
-    (403, "LinkedAuthorizationFailed"): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
-    (403, None): Rule(False, Reason.FORBIDDEN, VERY_SLOW),
+    # Permissions can be granted at any time: a person must act, but the operator keeps
+    # looking every minute so access that returns is used without a restart.
+    (403, "AuthorizationFailed"): Rule(False, Reason.FORBIDDEN, SLOW),
+    (403, "LinkedAuthorizationFailed"): Rule(False, Reason.FORBIDDEN, SLOW),
+    (403, None): Rule(False, Reason.FORBIDDEN, SLOW),
     (401, None): Rule(True, Reason.AZURE_ERROR, SLOW),
     (404, "ResourceGroupNotFound"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (404, "SubscriptionNotFound"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),

@@ -25,6 +25,9 @@ class Memo:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.locks: dict[str, asyncio.Lock] = {}
+        # Earliest time each object may call Azure again (Retry-After, backoff): the
+        # change handlers and the resync timer share it, so neither path cuts the wait.
+        self.not_before: dict[str, float] = {}
 
     def lock(self, uid: str) -> asyncio.Lock:
         # Change handlers and the resync timer of one object never overlap.
@@ -47,9 +50,17 @@ async def run(
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> None:
     shared: Memo = memo.shared
-    started = time.monotonic()
-    async with shared.lock(body["metadata"]["uid"]):
+    uid = body["metadata"]["uid"]
+    async with shared.lock(uid):
+        wait = shared.not_before.get(uid, 0.0) - time.monotonic()
+        if wait > 0:
+            raise kopf.TemporaryError(f"waiting {wait:.1f}s before calling Azure again", delay=wait)
+        started = time.monotonic()
         outcome = await workflow(shared.deps, dict(body))
+        if outcome.retry_after is not None:
+            shared.not_before[uid] = time.monotonic() + outcome.retry_after
+        else:
+            shared.not_before.pop(uid, None)
     RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
     RECONCILES.labels(kind, _result(outcome)).inc()
     write_status(outcome, body, patch)

@@ -1,0 +1,246 @@
+"""Azure's failure modes, the operator's own crashes, and quiet at rest."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.azure import admin_credential, authorization_client, msi_client
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.poll import wait_until
+from support.world import RG_IDENTITIES, SUB
+
+MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
+DEV = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-dev"}}
+WRITES = ("PUT", "PATCH", "DELETE", "POST")
+
+
+def test_replication_delay_is_waited_out(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(cluster, "WorkloadIdentity", "fresh", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "wid", "fresh", namespace)
+    azlocal.admin(
+        "POST",
+        "faults",
+        {
+            "method": "PUT",
+            "pathPattern": "workspaces/ws-dev/providers/Microsoft.Authorization/roleAssignments/",
+            "count": 2,
+            "status": 400,
+            "code": "PrincipalNotFound",
+            "message": "Principal does not exist in the directory. If you are creating this principal and then "
+            "immediately assigning a role, this error might be related to a replication delay.",
+        },
+    )
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "fresh",
+        {"role": {"builtIn": "Reader"}, "subjects": [{"workloadIdentity": "fresh"}], "scope": DEV},
+        namespace,
+    )
+    waiting = wait_reason(cluster, "mlrb", "fresh", "WaitingForPrincipalReplication", namespace)
+    assert waiting["status"] == "Unknown"
+    assert "PrincipalNotFound" in waiting["message"]
+    wait_ready(cluster, "mlrb", "fresh", namespace, timeout=60)
+    cluster.kubectl("delete", "mlrb", "fresh", "-n", namespace)
+    wait_gone(cluster, "mlrb", "fresh", namespace)
+
+
+def test_throttling_honours_retry_after(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    azlocal.admin(
+        "POST",
+        "faults",
+        {
+            "method": "PUT",
+            "pathPattern": f"userAssignedIdentities/{namespace}-busy$",
+            "count": 5,
+            "status": 429,
+            "code": "SubscriptionRequestsThrottled",
+            "message": "Number of 'write' requests exceeded.",
+            "retryAfter": 1,
+        },
+    )
+    apply(cluster, "WorkloadIdentity", "busy", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "wid", "busy", namespace, timeout=90)
+    attempts = [
+        r
+        for r in azlocal.admin("GET", "requests")
+        if r["path"].endswith(f"/{namespace}-busy") and r["method"] == "PUT"
+    ]
+    assert [r["status"] for r in attempts][:5] == [429] * 5
+    assert attempts[-1]["status"] == 201
+    gaps = [b["time"] - a["time"] for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert min(gaps) >= 0.9, f"retried before Retry-After elapsed: {gaps}"
+
+
+def test_deletion_waits_while_access_is_revoked(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(cluster, "WorkloadIdentity", "revoked", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "wid", "revoked", namespace)
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    operator_id = azlocal.principal("aml-identity-operator").object_id
+    scope = f"{SUB and '/subscriptions/' + SUB}/resourceGroups/{RG_IDENTITIES}"
+    [grant] = [
+        a
+        for a in admin.role_assignments.list_for_scope(
+            scope, filter=f"principalId eq '{operator_id}'"
+        )
+        if a.scope.lower() == scope.lower()
+    ]
+    admin.role_assignments.delete(scope, grant.name)
+    try:
+        cluster.kubectl("delete", "wid", "revoked", "-n", namespace, "--wait=false")
+        blocked = wait_reason(cluster, "wid", "revoked", "DeletionBlocked", namespace)
+        assert "AuthorizationFailed" in blocked["message"]
+        obj = get(cluster, "wid", "revoked", namespace)
+        assert obj is not None
+        assert "identity.aml.dev/finalizer" in obj["metadata"]["finalizers"]
+    finally:
+        admin.role_assignments.create(
+            scope,
+            grant.name,
+            {
+                "role_definition_id": grant.role_definition_id,
+                "principal_id": operator_id,
+                "principal_type": "ServicePrincipal",
+            },
+        )
+    wait_gone(cluster, "wid", "revoked", namespace, timeout=120)
+    try:
+        msi_client(azlocal, admin_credential(azlocal)).user_assigned_identities.get(
+            RG_IDENTITIES, f"{namespace}-revoked"
+        )
+        raise AssertionError("identity not deleted after access returned")
+    except ResourceNotFoundError:
+        pass
+
+
+def test_many_service_accounts_write_credentials_one_at_a_time(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    azlocal.admin("PATCH", "settings", {"ficWriteSeconds": 0.2})
+    try:
+        accounts = [{"name": f"job-{i}", "create": True} for i in range(6)]
+        apply(
+            cluster,
+            "WorkloadIdentity",
+            "fanout",
+            {"managedIdentity": MI, "serviceAccounts": accounts},
+            namespace,
+        )
+        wait_ready(cluster, "wid", "fanout", namespace)
+    finally:
+        azlocal.admin("PATCH", "settings", {"ficWriteSeconds": 0.05})
+    writes = [
+        r
+        for r in azlocal.admin("GET", "requests")
+        if f"/{namespace}-fanout/federatedIdentityCredentials/" in r["path"]
+    ]
+    assert len(writes) == 6
+    assert all(r["status"] == 201 for r in writes), [r["status"] for r in writes]
+
+
+def test_no_azure_writes_at_rest(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "settled",
+        {"managedIdentity": MI, "serviceAccounts": [{"name": "settled", "create": True}]},
+        namespace,
+    )
+    wait_ready(cluster, "wid", "settled", namespace)
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "settled",
+        {
+            "role": {"builtIn": "Reader"},
+            "subjects": [{"workloadIdentity": "settled"}],
+            "scope": DEV,
+        },
+        namespace,
+    )
+    binding = wait_ready(cluster, "mlrb", "settled", namespace)
+    # Other tests' namespaces may still be cleaning up: look only at these resources.
+    ours = [f"/{namespace}-settled", *(a["name"] for a in binding["status"]["assignments"])]
+    azlocal.admin("DELETE", "requests")
+    started = time.time()
+
+    def synced_twice() -> bool:
+        stamps = [
+            (get(cluster, kind, "settled", namespace) or {})
+            .get("status", {})
+            .get("lastSyncTime", "")
+            for kind in ("wid", "mlrb")
+        ]
+        return all(
+            s and time.mktime(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone >= started + 6
+            for s in stamps
+        )
+
+    wait_until(synced_twice, timeout=60, interval=1, what="two resync cycles (5 s each)")
+    requests = [r for r in azlocal.admin("GET", "requests") if any(o in r["path"] for o in ours)]
+    reads = [r for r in requests if r["method"] == "GET"]
+    writes = [
+        r
+        for r in requests
+        if r["method"] in WRITES and not r["path"].endswith("/oauth2/v2.0/token")
+    ]
+    assert reads, "the resync did not look at Azure"
+    assert writes == [], writes
+
+
+def test_operator_killed_mid_reconcile_leaves_no_duplicates(
+    cluster: LocalCluster, azlocal: AzLocal, crds_installed: None, namespace: str, tmp_path: Path
+) -> None:
+    first = OperatorProcess(cluster, azlocal, tmp_path, resync=5).start()
+    try:
+        azlocal.admin("PATCH", "settings", {"latencyMs": 400})
+        accounts = [{"name": f"w-{i}", "create": True} for i in range(4)]
+        apply(
+            cluster,
+            "WorkloadIdentity",
+            "crash",
+            {"managedIdentity": MI, "serviceAccounts": accounts},
+            namespace,
+        )
+        wait_until(
+            lambda: any(
+                f"/{namespace}-crash/federatedIdentityCredentials/" in r["path"]
+                for r in azlocal.admin("GET", "requests")
+            ),
+            timeout=60,
+            what="the operator to start writing federated credentials",
+        )
+        first.stop(signal.SIGKILL)
+    finally:
+        azlocal.admin("PATCH", "settings", {"latencyMs": 0})
+        first.stop()
+    second = OperatorProcess(cluster, azlocal, tmp_path, resync=5).start()
+    try:
+        wait_ready(cluster, "wid", "crash", namespace, timeout=90)
+    finally:
+        second.stop()
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    names = [
+        i.name
+        for i in msi.user_assigned_identities.list_by_resource_group(RG_IDENTITIES)
+        if i.name.startswith(f"{namespace}-crash")
+    ]
+    assert names == [f"{namespace}-crash"]
+    credentials = sorted(
+        c.name for c in msi.federated_identity_credentials.list(RG_IDENTITIES, f"{namespace}-crash")
+    )
+    assert credentials == [f"k8s-w-{i}" for i in range(4)]
