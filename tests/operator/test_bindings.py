@@ -15,6 +15,7 @@ MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 WS = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
+ROLES = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
 
 
 def assignments(azlocal: AzLocal, scope: str, principal: str) -> list[tuple[str, str]]:
@@ -40,7 +41,7 @@ def test_binding_lifecycle_is_additive(
         RG_ML,
         unrelated,
         {
-            "role_definition_id": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}",
+            "role_definition_id": ROLES + READER,
             "principal_id": principal,
             "principal_type": "ServicePrincipal",
         },
@@ -167,7 +168,10 @@ def test_system_assigned_identity_of_a_compute(
     )
     obj = wait_ready(cluster, "mlrb", "gpu-registry", namespace)
     [record] = obj["status"]["assignments"]
-    assert record["principalId"] == azlocal.ctx.store.get(gpu).identity["principalId"]  # type: ignore[union-attr]
+    compute = azlocal.ctx.store.get(gpu)
+    assert compute is not None
+    assert compute.identity is not None
+    assert record["principalId"] == compute.identity["principalId"]
     cluster.kubectl("delete", "mlrb", "gpu-registry", "-n", namespace)
     wait_gone(cluster, "mlrb", "gpu-registry", namespace)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ def test_replication_delay_is_waited_out(
             "count": 2,
             "status": 400,
             "code": "PrincipalNotFound",
-            "message": "Principal does not exist in the directory. If you are creating this principal and then "
+            "message": "Principal does not exist in the directory. If you are creating this "
+            "principal and then "
             "immediately assigning a role, this error might be related to a replication delay.",
         },
     )
@@ -78,7 +80,7 @@ def test_throttling_honours_retry_after(
     ]
     assert [r["status"] for r in attempts][:5] == [429] * 5
     assert attempts[-1]["status"] == 201
-    gaps = [b["time"] - a["time"] for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(attempts)]
     assert min(gaps) >= 0.9, f"retried before Retry-After elapsed: {gaps}"
 
 

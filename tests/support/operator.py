@@ -110,7 +110,7 @@ def ready(obj: dict[str, Any] | None) -> dict[str, Any] | None:
             and condition["status"] == "True"
             and condition.get("observedGeneration") == obj["metadata"]["generation"]
         ):
-            return condition
+            return dict(condition)
     return None
 
 

@@ -1,0 +1,344 @@
+"""The pure planners: names, managed identities, bindings, custom roles, errors."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
+
+from aml_identity.api.common import Reason
+from aml_identity.api.mlrole import MLRoleSpec
+from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
+from aml_identity.api.workloadidentity import WorkloadIdentitySpec
+from aml_identity.azure.errors import TABLE, classify
+from aml_identity.reconcile import names
+from aml_identity.reconcile.binding import Owned, Principal, plan_binding, role_definition_id
+from aml_identity.reconcile.identity import Owner, SpecError, desired_identity, plan_identity
+from aml_identity.reconcile.role import definition_body, plan_role
+
+OWNER = Owner("ml-team", "trainer", "uid-1", "prod-cluster")
+ISSUER = "https://oidc.example/cluster"
+SCOPE = "/subscriptions/s/resourceGroups/rg-ml/providers/Microsoft.MachineLearningServices/workspaces/w"
+ROLES = "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
+READER = ROLES + "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+OTHER_ROLE = ROLES + "b24988ac-6180-42a0-ab88-20f7382dd24c"
+
+
+def spec(**extra: object) -> WorkloadIdentitySpec:
+    return WorkloadIdentitySpec.model_validate(
+        {"managedIdentity": {"resourceGroup": "rg-id", "location": "westeurope"}, **extra}
+    )
+
+
+# --- names ---------------------------------------------------------------------------
+
+
+def test_identity_names_fit_azure_rules() -> None:
+    assert names.identity_name("ml-team", "trainer") == "ml-team-trainer"
+    long = names.identity_name("n" * 63, "x" * 200)
+    assert len(long) == 128
+    assert long != names.identity_name("n" * 63, "x" * 199), "cut names stay distinct"
+    assert names.identity_name("a", "b.c") == "a-b-c"
+
+
+def test_service_account_credential_names_are_distinct() -> None:
+    assert names.service_account_credential_name("trainer") == "k8s-trainer"
+    dotted = names.service_account_credential_name("a.b")
+    assert dotted.startswith("k8s-a-b-")
+    assert dotted != names.service_account_credential_name("a-b")
+
+
+def test_role_assignment_names_are_deterministic_and_case_insensitive() -> None:
+    a = names.role_assignment_name(SCOPE, READER, "P1")
+    assert a == names.role_assignment_name(SCOPE.upper() + "/", READER.lower(), "p1")
+    assert uuid.UUID(a).version == 5
+    assert a != names.role_assignment_name(SCOPE, OTHER_ROLE, "p1")
+
+
+# --- managed identity plan -----------------------------------------------------------
+
+
+def test_desired_identity_from_spec() -> None:
+    desired = desired_identity(
+        spec(
+            serviceAccounts=[{"name": "trainer"}],
+            federatedCredentials=[{"name": "github", "issuer": "https://gh", "subject": "repo:x"}],
+        ),
+        OWNER,
+        default_subscription="sub-1",
+        issuer=ISSUER,
+    )
+    assert (desired.subscription, desired.resource_group, desired.name) == (
+        "sub-1",
+        "rg-id",
+        "ml-team-trainer",
+    )
+    assert desired.tags["aml-identity.uid"] == "uid-1"
+    assert desired.tags["aml-identity.cluster"] == "prod-cluster"
+    assert [c.name for c in desired.federated_credentials] == ["k8s-trainer", "github"]
+    assert desired.federated_credentials[0].subject == "system:serviceaccount:ml-team:trainer"
+    assert desired.federated_credentials[0].issuer == ISSUER
+
+
+def test_reserved_prefix_and_duplicate_trust_are_spec_errors() -> None:
+    with pytest.raises(SpecError, match="k8s- is reserved"):
+        desired_identity(
+            spec(federatedCredentials=[{"name": "k8s-x", "issuer": "https://a", "subject": "s"}]),
+            OWNER,
+            default_subscription="s",
+            issuer=ISSUER,
+        )
+    with pytest.raises(SpecError, match="same issuer and subject"):
+        desired_identity(
+            spec(
+                federatedCredentials=[
+                    {"name": "one", "issuer": "https://a", "subject": "s"},
+                    {"name": "two", "issuer": "https://a", "subject": "s"},
+                ]
+            ),
+            OWNER,
+            default_subscription="s",
+            issuer=ISSUER,
+        )
+
+
+def observed_identity(tags: dict[str, str], location: str = "westeurope") -> Identity:
+    return Identity(
+        "/subscriptions/s/x", "ml-team-trainer", location, tags, "client", "principal", "tenant"
+    )
+
+
+def test_plan_create_then_nothing() -> None:
+    desired = desired_identity(
+        spec(serviceAccounts=[{"name": "trainer"}]), OWNER, default_subscription="s", issuer=ISSUER
+    )
+    first = plan_identity(desired, None, [], owner_uid="uid-1", adopt=False)
+    assert first.create
+    assert [c.name for c in first.put_credentials] == ["k8s-trainer"]
+    settled = plan_identity(
+        desired,
+        observed_identity(desired.tags),
+        list(desired.federated_credentials),
+        owner_uid="uid-1",
+        adopt=False,
+    )
+    assert settled.empty
+    assert settled.changes == ()
+
+
+def test_plan_corrects_drift_and_removes_stale_credentials() -> None:
+    desired = desired_identity(
+        spec(serviceAccounts=[{"name": "trainer"}]), OWNER, default_subscription="s", issuer=ISSUER
+    )
+    changed = FederatedCredential(
+        "k8s-trainer",
+        ISSUER,
+        "system:serviceaccount:other:trainer",
+        ("api://AzureADTokenExchange",),
+    )
+    stale = FederatedCredential("old", ISSUER, "x", ("api://AzureADTokenExchange",))
+    plan = plan_identity(
+        desired,
+        observed_identity({**desired.tags, "extra": "1"}),
+        [changed, stale],
+        owner_uid="uid-1",
+        adopt=False,
+    )
+    assert plan.tags == desired.tags
+    assert [c.subject for c in plan.put_credentials] == ["system:serviceaccount:ml-team:trainer"]
+    assert plan.delete_credentials == ("old",)
+
+
+def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
+    desired = desired_identity(spec(), OWNER, default_subscription="s", issuer=ISSUER)
+    theirs = observed_identity({"owner": "someone"})
+    blocked = plan_identity(desired, theirs, [], owner_uid="uid-1", adopt=False)
+    assert blocked.blocked is not None
+    assert blocked.blocked[0] is Reason.NOT_OWNED
+    adopted = plan_identity(desired, theirs, [], owner_uid="uid-1", adopt=True)
+    assert adopted.blocked is None
+    assert adopted.tags == desired.tags
+    moved = plan_identity(
+        desired, observed_identity(desired.tags, "northeurope"), [], owner_uid="uid-1", adopt=False
+    )
+    assert moved.blocked is not None
+    assert moved.blocked[0] is Reason.INVALID_SPEC
+
+
+# --- binding plan --------------------------------------------------------------------
+
+
+def assignment(name: str, principal: str, role: str = READER) -> RoleAssignment:
+    return RoleAssignment(
+        f"{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        name,
+        SCOPE,
+        role,
+        principal,
+        "ServicePrincipal",
+    )
+
+
+def test_binding_creates_missing_and_keeps_present() -> None:
+    p1, p2 = (
+        Principal("wid a", "p1", "ServicePrincipal"),
+        Principal("wid b", "p2", "ServicePrincipal"),
+    )
+    ours = names.role_assignment_name(SCOPE, READER, "p1")
+    plan = plan_binding(
+        scope=SCOPE,
+        role_definition=READER,
+        principals=[p1, p2],
+        observed={"p1": [assignment(ours, "p1")], "p2": []},
+        owned=[],
+    )
+    assert [c.principal.principal_id for c in plan.creates] == ["p2"]
+    assert plan.creates[0].name == names.role_assignment_name(SCOPE, READER, "p2")
+    assert [k.name for k in plan.keep] == [ours]
+    assert plan.deletes == ()
+
+
+def test_binding_never_deletes_what_it_did_not_create() -> None:
+    p1 = Principal("wid a", "p1", "ServicePrincipal")
+    theirs = assignment("11111111-1111-1111-1111-111111111111", "p1")
+    plan = plan_binding(
+        scope=SCOPE, role_definition=READER, principals=[p1], observed={"p1": [theirs]}, owned=[]
+    )
+    assert plan.empty
+    assert plan.keep[0].created is False
+    # Subject removed: the adopted assignment is not deleted; a created one is.
+    created = Owned("ours", SCOPE, "p1", READER, True)
+    adopted = Owned(theirs.name, SCOPE, "p1", READER, False)
+    plan = plan_binding(
+        scope=SCOPE, role_definition=READER, principals=[], observed={}, owned=[created, adopted]
+    )
+    assert [d.name for d in plan.deletes] == ["ours"]
+
+
+def test_role_change_creates_new_and_deletes_old() -> None:
+    p1 = Principal("wid a", "p1", "ServicePrincipal")
+    old = Owned(names.role_assignment_name(SCOPE, READER, "p1"), SCOPE, "p1", READER, True)
+    plan = plan_binding(
+        scope=SCOPE,
+        role_definition=OTHER_ROLE,
+        principals=[p1],
+        observed={"p1": [assignment(old.name, "p1")]},
+        owned=[old],
+    )
+    assert [c.name for c in plan.creates] == [names.role_assignment_name(SCOPE, OTHER_ROLE, "p1")]
+    assert [d.name for d in plan.deletes] == [old.name]
+
+
+def test_role_definition_ids() -> None:
+    guid = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+    assert role_definition_id(guid, SCOPE, "default") == READER
+    assert role_definition_id(READER, SCOPE, "default") == READER
+
+
+# --- custom role plan ----------------------------------------------------------------
+
+
+ROLE = MLRoleSpec.model_validate(
+    {
+        "roleName": "ML Endpoint Monitor",
+        "permissions": {
+            "actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read"]
+        },
+        "assignableScopes": ["/subscriptions/s/resourceGroups/rg-ml"],
+    }
+)
+
+
+def definition(
+    guid: str, *, role_type: str = "CustomRole", actions: tuple[str, ...] | None = None
+) -> RoleDefinition:
+    body = definition_body(ROLE)
+    return RoleDefinition(
+        f"/x/{guid}",
+        guid,
+        "ML Endpoint Monitor",
+        role_type,
+        body["description"],
+        actions if actions is not None else tuple(body["permissions"][0]["actions"]),
+        (),
+        (),
+        (),
+        ("/subscriptions/s/resourceGroups/rg-ml",),
+    )
+
+
+def test_role_plan() -> None:
+    assert plan_role(ROLE, "g1", None, None, adopt=False).put
+    assert not plan_role(ROLE, "g1", definition("g1"), None, adopt=False).put
+    assert plan_role(ROLE, "g1", definition("g1", actions=("*/read",)), None, adopt=False).put
+    conflict = plan_role(ROLE, "g1", None, definition("g2"), adopt=False)
+    assert conflict.blocked is not None
+    assert conflict.blocked[0] is Reason.CONFLICT
+    adopted = plan_role(ROLE, "g1", None, definition("g2"), adopt=True)
+    assert adopted.guid == "g2"
+    builtin = plan_role(ROLE, "g1", None, definition("g3", role_type="BuiltInRole"), adopt=True)
+    assert builtin.blocked is not None
+
+
+# --- error table ---------------------------------------------------------------------
+
+
+def http_error(status: int, code: str, headers: dict[str, str] | None = None) -> HttpResponseError:
+    import json
+
+    from azure.core.rest._http_response_impl import HttpResponseImpl
+
+    class Response(HttpResponseImpl):
+        def __init__(self) -> None:
+            super().__init__(
+                request=HttpRequest("GET", "https://x"),
+                internal_response=None,
+                status_code=status,
+                reason="",
+                content_type="application/json",
+                headers={"x-ms-request-id": "rid-1", **(headers or {})},
+                stream_download_generator=None,
+            )
+            self._content = json.dumps(
+                {"error": {"code": code, "message": f"{code} happened"}}
+            ).encode()
+
+    from azure.mgmt.core.exceptions import ARMErrorFormat
+
+    return HttpResponseError(response=Response(), error_format=ARMErrorFormat)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retryable", "reason"),
+    [
+        (400, "PrincipalNotFound", True, Reason.WAITING_FOR_PRINCIPAL_REPLICATION),
+        (403, "AuthorizationFailed", False, Reason.FORBIDDEN),
+        (
+            409,
+            "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+            True,
+            Reason.RECONCILING,
+        ),
+        (409, "RoleDefinitionWithSameNameExists", False, Reason.CONFLICT),
+        (400, "SomethingNew", False, Reason.INVALID_SPEC),
+        (503, "ServiceUnavailable", True, Reason.AZURE_ERROR),
+    ],
+)
+def test_classification(status: int, code: str, retryable: bool, reason: Reason) -> None:
+    failure = classify(http_error(status, code))
+    assert (failure.retryable, failure.reason) == (retryable, reason)
+    assert failure.request_id == "rid-1"
+    assert str(failure) == f"{code}: {code} happened (request id rid-1)"
+
+
+def test_throttling_uses_retry_after() -> None:
+    assert classify(http_error(429, "TooManyRequests", {"Retry-After": "17"})).delay == 17
+    assert classify(http_error(429, "TooManyRequests", {"Retry-After": "99999"})).delay == 3600
+    assert classify(http_error(429, "TooManyRequests")).delay == TABLE[(429, None)].delay
+
+
+def test_unknown_errors_are_raised() -> None:
+    with pytest.raises(KeyError):
+        classify(KeyError("not an Azure error"))
