@@ -20,7 +20,8 @@ from aml_identity.reconcile.role import definition_body, plan_role
 
 OWNER = Owner("ml-team", "trainer", "uid-1", "prod-cluster")
 ISSUER = "https://oidc.example/cluster"
-SCOPE = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w"
+GROUP = "/subscriptions/s/resourceGroups/rg"
+SCOPE = f"{GROUP}/providers/Microsoft.MachineLearningServices/workspaces/w"
 ROLES = "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/"
 READER = ROLES + "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 OTHER_ROLE = ROLES + "b24988ac-6180-42a0-ab88-20f7382dd24c"
