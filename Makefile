@@ -1,5 +1,6 @@
 # aml-identity-operator: everything a fresh machine needs is installed from here.
 #
+#   make demo        the operator on the local world, end to end (DEMO_FLAGS=--keep to explore)
 #   make test        lint, CRD check, unit tests and tests against a real control plane
 #   make cluster-up  start etcd + kube-apiserver + kube-controller-manager on loopback
 #
@@ -66,6 +67,10 @@ unit: venv ## unit tests only (no control plane)
 .PHONY: test
 test: venv tools lint ## everything: lint, unit and real-control-plane tests
 	$(BIN)/pytest $(PYTEST_FLAGS)
+
+.PHONY: demo
+demo: venv tools ## the operator on the local world: control plane, azlocal, examples/demo, access proven
+	$(BIN)/python tools/demo/demo.py $(DEMO_FLAGS)
 
 .PHONY: cluster-up
 cluster-up: venv tools ## start a local control plane in $(CLUSTER_DIR) (prints KUBECONFIG)

@@ -64,3 +64,19 @@ def test_subscription_and_groups_for_the_owner(azlocal: AzLocal) -> None:
     unknown = owner.send("GET", "/subscriptions/99999999-9999-9999-9999-999999999999", "2022-09-01")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "SubscriptionNotFound"
+
+
+def test_jobs_computes_and_workspace_writes_follow_rbac(azlocal: AzLocal) -> None:
+    operator = Arm(azlocal, operator_credential(azlocal), retry_total=0)
+    owner = Arm(azlocal, admin_credential(azlocal), retry_total=0)
+    job = f"{WORKSPACE}/jobs/nightly-train"
+    denied = operator.send("PUT", job, ML_API, {"properties": {"jobType": "Command"}})
+    assert denied.status_code == 403
+    assert "workspaces/jobs/write" in denied.json()["error"]["message"]
+    assert owner.send("PUT", job, ML_API, {"properties": {"jobType": "Command"}}).status_code == 201
+    assert operator.send("GET", job, ML_API).json()["properties"]["jobType"] == "Command"
+    compute = f"{WORKSPACE}/computes/new-cluster"
+    assert operator.send("PUT", compute, ML_API, {}).status_code == 403
+    assert owner.send("PUT", compute, ML_API, {}).status_code == 201
+    assert owner.send("DELETE", compute, ML_API).status_code == 200
+    assert operator.send("DELETE", WORKSPACE, ML_API).status_code == 403

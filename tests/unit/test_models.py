@@ -18,7 +18,11 @@ MODELS = {"WorkloadIdentity": WorkloadIdentity, "MLRoleBinding": MLRoleBinding, 
 def example_documents(repo: Path) -> list[dict[str, object]]:
     docs: list[dict[str, Any]] = []
     for path in sorted((repo / "examples").rglob("*.yaml")):
-        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+        docs.extend(
+            d
+            for d in yaml.safe_load_all(path.read_text())
+            if d and d["apiVersion"].startswith("identity.aml.dev/")
+        )
     return docs
 
 

@@ -191,6 +191,66 @@ def _require_workspace(req: ArmRequest) -> ArmResource:
     return workspace
 
 
+def _child_writes(collection: str, type_: str, label: str) -> None:
+    """PUT and DELETE of a workspace child (jobs, computes): enough to show who may."""
+
+    async def put(req: ArmRequest) -> web.Response:
+        body = require_body_object(req.body)
+        workspace = _require_workspace(req)
+        child_id = f"{workspace.id}/{collection}/{req.param('name')}"
+        existing = req.ctx.store.get(child_id)
+        child = ArmResource(
+            id=child_id,
+            type=type_,
+            name=req.param("name"),
+            properties={**(body.get("properties") or {}), "provisioningState": "Succeeded"},
+            created_at=existing.created_at if existing else req.ctx.now(),
+        )
+        req.ctx.store.put(child)
+        return web.json_response(child.to_json(), status=200 if existing else 201)
+
+    async def delete(req: ArmRequest) -> web.Response:
+        workspace = _require_workspace(req)
+        gone = req.ctx.store.remove(f"{workspace.id}/{collection}/{req.param('name')}") is None
+        return web.Response(status=204 if gone else 200)
+
+    pattern = WORKSPACE + f"/{collection.lower()}/" + NAME + "$"
+    router.add(
+        "PUT",
+        pattern,
+        operation=f"{label}/write",
+        action=f"{type_}/write",
+        api_versions=ML_API_VERSIONS,
+        resource_type=label,
+    )(put)
+    router.add(
+        "DELETE",
+        pattern,
+        operation=f"{label}/delete",
+        action=f"{type_}/delete",
+        api_versions=ML_API_VERSIONS,
+        resource_type=label,
+    )(delete)
+
+
+_child_writes("jobs", f"{ML}/workspaces/jobs", "jobs")
+_child_writes("computes", COMPUTE_TYPE, "computes")
+_read_routes(
+    WORKSPACE + r"/jobs/" + NAME,
+    WORKSPACE + r"/jobs",
+    f"{ML}/workspaces/jobs",
+    WORKSPACE_TYPE,
+    "jobs",
+)
+
+
+@_route("DELETE", WORKSPACE + "$", "workspaces/delete", f"{WORKSPACE_TYPE}/delete", ML_API_VERSIONS)
+async def delete_workspace(req: ArmRequest) -> web.Response:
+    workspace = _require_workspace(req)
+    req.ctx.store.remove(workspace.id)
+    return web.Response(status=200)
+
+
 @_route("PUT", ENDPOINT + "$", "onlineEndpoints/write", f"{ENDPOINT_TYPE}/write", ML_API_VERSIONS)
 async def put_endpoint(req: ArmRequest) -> web.Response:
     body = require_body_object(req.body)
