@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aml_identity import __version__
 from aml_identity.api import crd
+
+if TYPE_CHECKING:
+    from aml_identity.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,16 +29,54 @@ def main(argv: list[str] | None = None) -> int:
         help="kopf's log format; json for log collectors",
     )
     run.add_argument("--verbose", action="store_true", help="debug logs")
+    plan = commands.add_parser(
+        "plan",
+        help="print what the operator would change for these manifests (reads only)",
+        description="Exit code: 0 nothing would change, 2 changes pending, 1 cannot plan.",
+    )
+    plan.add_argument(
+        "-f",
+        "--filename",
+        type=Path,
+        action="append",
+        required=True,
+        help="manifest file or directory (repeatable)",
+    )
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
     args = parser.parse_args(argv)
     if args.command == "run":
         return _run(args.log_format, args.verbose)
+    if args.command == "plan":
+        return _plan(args.filename)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _settings() -> Settings | None:
+    from pydantic import ValidationError
+
+    from aml_identity.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        missing = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
+        print(f"aml-identity: configuration error ({missing}):\n{error}", file=sys.stderr)
+        return None
+
+
+def _plan(paths: list[Path]) -> int:
+    import logging
+
+    from aml_identity.handlers import plan
+
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    settings = _settings()
+    return 1 if settings is None else plan.run(settings, paths)
 
 
 def _run(log_format: str, verbose: bool) -> int:

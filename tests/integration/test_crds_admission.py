@@ -108,6 +108,20 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         '.spec.serviceAccounts: duplicate entries for key [name="a"]',
     ),
     (
+        "twenty-one-credentials",
+        "WorkloadIdentity",
+        {
+            "managedIdentity": MI,
+            "serviceAccounts": [{"name": f"sa-{i}"} for i in range(11)],
+            "federatedCredentials": [
+                {"name": f"ext-{i}", "issuer": "https://issuer.example", "subject": f"s{i}"}
+                for i in range(10)
+            ],
+        },
+        "Azure allows at most 20 federated credentials per identity "
+        "(serviceAccounts plus federatedCredentials)",
+    ),
+    (
         "two-roles",
         "MLRoleBinding",
         {

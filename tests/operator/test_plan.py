@@ -1,0 +1,70 @@
+"""`aml-identity plan -f DIR`: reads only, and says what would change."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from localcluster import LocalCluster
+from support.operator import OperatorProcess, apply, wait_ready
+from support.world import RG_IDENTITIES
+
+from azlocal.server import AzLocal
+
+WRITES = ("PUT", "PATCH", "DELETE")
+
+
+def plan(operator: OperatorProcess, directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aml_identity.cli", "plan", "-f", str(directory)],
+        env=operator.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_plan_before_and_after_apply(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    spec = {
+        "managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"},
+        "serviceAccounts": [{"name": "planned"}],
+    }
+    (tmp_path / "wid.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "identity.aml.dev/v1alpha1",
+                "kind": "WorkloadIdentity",
+                "metadata": {"name": "planned", "namespace": namespace},
+                "spec": spec,
+            }
+        )
+    )
+    (tmp_path / "other.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ignored}\n"
+    )
+    azlocal.admin("DELETE", "requests")
+    before = plan(operator, tmp_path)
+    assert before.returncode == 2, before.stderr
+    assert f"WorkloadIdentity {namespace}/planned: 2 change(s)" in before.stdout
+    assert (
+        f"  + create managed identity {namespace}-planned in {RG_IDENTITIES} (westeurope)"
+        in before.stdout
+    )
+    assert "  + put federated credential k8s-planned" in before.stdout
+    writes = [r for r in azlocal.admin("GET", "requests") if r["method"] in WRITES]
+    assert writes == [], "plan wrote to Azure"
+
+    apply(cluster, "WorkloadIdentity", "planned", spec, namespace)
+    wait_ready(cluster, "wid", "planned", namespace)
+    after = plan(operator, tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert after.stdout.strip() == f"WorkloadIdentity {namespace}/planned: no changes"
