@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.operator import OperatorProcess, apply, wait_ready
 from support.world import RG_IDENTITIES
-
-from azlocal.server import AzLocal
 
 WRITES = ("PUT", "PATCH", "DELETE")
 
