@@ -60,8 +60,15 @@ def test_plan_before_and_after_apply(
         in before.stdout
     )
     assert "  + put federated credential k8s-planned" in before.stdout
-    writes = [r for r in azlocal.admin("GET", "requests") if r["method"] in WRITES]
+    # (The session's operator may still be cleaning up other tests' namespaces.)
+    writes = [
+        r
+        for r in azlocal.admin("GET", "requests")
+        if r["method"] in WRITES and f"/{namespace}-planned" in r["path"]
+    ]
     assert writes == [], "plan wrote to Azure"
+    reads = [r for r in azlocal.admin("GET", "requests") if f"/{namespace}-planned" in r["path"]]
+    assert reads, "plan did not look at Azure"
 
     apply(cluster, "WorkloadIdentity", "planned", spec, namespace)
     wait_ready(cluster, "wid", "planned", namespace)
