@@ -237,3 +237,55 @@ def test_custom_role_and_its_assignable_scopes(
     cluster.kubectl("delete", "mlroles", role_name, "--wait=false")
     wait_gone(cluster, "mlroles", role_name)
     assert get(cluster, "mlroles", role_name) is None
+
+
+def test_recreated_identity_moves_its_bindings_to_the_new_principal(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    from support.azure import msi_client
+
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "phoenix",
+        {"managedIdentity": {**MI, "tags": {"a": "1"}}},
+        namespace,
+    )
+    old = wait_ready(cluster, "wid", "phoenix", namespace)["status"]["principalId"]
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "phoenix",
+        {"role": {"builtIn": "Reader"}, "subjects": [{"workloadIdentity": "phoenix"}], "scope": WS},
+        namespace,
+    )
+    wait_ready(cluster, "mlrb", "phoenix", namespace)
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    # Changed out of band: tags restored at the next resync.
+    msi.user_assigned_identities.update(
+        RG_IDENTITIES, f"{namespace}-phoenix", {"tags": {"a": "tampered"}}
+    )
+    wait_until(
+        lambda: (
+            msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-phoenix").tags.get("a")
+            == "1"
+        ),
+        timeout=30,
+        what="the tags to be restored",
+    )
+    # Deleted out of band: recreated with a new principal, and the binding follows it.
+    msi.user_assigned_identities.delete(RG_IDENTITIES, f"{namespace}-phoenix")
+
+    def moved() -> bool:
+        wid = get(cluster, "wid", "phoenix", namespace) or {}
+        new = wid.get("status", {}).get("principalId")
+        if not new or new == old:
+            return False
+        return (
+            assignments(azlocal, WORKSPACE, new) != []
+            and assignments(azlocal, WORKSPACE, old) == []
+        )
+
+    wait_until(moved, timeout=60, what="the binding to follow the recreated identity")
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    assert "was missing in Azure and was created again" in events

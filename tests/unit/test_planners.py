@@ -161,6 +161,11 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
     adopted = plan_identity(desired, theirs, [], owner_uid="uid-1", adopt=True)
     assert adopted.blocked is None
     assert adopted.tags == desired.tags
+    stripped = plan_identity(
+        desired, theirs, [], owner_uid="uid-1", adopt=False, known_principal="principal"
+    )
+    assert stripped.blocked is None, "the identity this resource created, tags stripped"
+    assert stripped.tags == desired.tags
     moved = plan_identity(
         desired, observed_identity(desired.tags, "northeurope"), [], owner_uid="uid-1", adopt=False
     )

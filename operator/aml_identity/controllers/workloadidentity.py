@@ -58,7 +58,15 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     except AzureFailure as failure:
         return Outcome.from_failure(failure, f"reading managed identity {name}")
     adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
-    plan = plan_identity(desired, observed, credentials, owner_uid=owner.uid, adopt=adopt)
+    known_principal = resource.status.principal_id if resource.status else None
+    plan = plan_identity(
+        desired,
+        observed,
+        credentials,
+        owner_uid=owner.uid,
+        adopt=adopt,
+        known_principal=known_principal,
+    )
     if plan.blocked:
         reason, message = plan.blocked
         return Outcome(reason, message, events=[Event("Warning", reason.value, message)])
@@ -75,8 +83,6 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         )
     events: list[Event] = []
     writes = 0
-    status = resource.status
-    known_principal = status.principal_id if status else None
     try:
         if plan.create:
             observed = await gateway.create_identity(
@@ -221,7 +227,8 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         )
         if observed is None:
             return Outcome(Reason.DELETING, "managed identity already gone")
-        if not owned_by(observed.tags, owner.uid):
+        known = resource.status.principal_id if resource.status else None
+        if not owned_by(observed.tags, owner.uid) and observed.principal_id != known:
             return Outcome(Reason.DELETING, f"{observed.id} is not ours: left in place")
         await gateway.delete_identity(desired.subscription, desired.resource_group, desired.name)
     except AzureFailure as failure:

@@ -107,12 +107,18 @@ def plan_identity(
     *,
     owner_uid: str,
     adopt: bool,
+    known_principal: str | None = None,
 ) -> IdentityPlan:
+    """`known_principal` is the principal id this resource recorded in its status: an
+    identity with that principal is the one it created, even if its tags were stripped."""
     changes: list[str] = []
     create = observed is None
     tags: dict[str, str] | None = None
     if observed is not None:
-        if not owned_by(observed.tags, owner_uid) and not adopt:
+        ours = owned_by(observed.tags, owner_uid) or (
+            known_principal is not None and observed.principal_id == known_principal
+        )
+        if not ours and not adopt:
             return IdentityPlan(
                 blocked=(
                     Reason.NOT_OWNED,
