@@ -9,14 +9,13 @@ import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.identity.aio import ClientSecretCredential as AsyncSecretCredential
 from azure.mgmt.authorization.aio import AuthorizationManagementClient as AsyncAuthorizationClient
 from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreateParameters
 
 from azlocal.server import AzLocal
 from support.azure import (
-    ARM_SCOPE,
     admin_credential,
+    async_operator_client,
     authorization_client,
     code_of,
     message_of,
@@ -317,27 +316,10 @@ def test_custom_role_needs_write_at_every_assignable_scope(azlocal: AzLocal) -> 
 
 
 def test_async_client_creates_and_lists(azlocal: AzLocal) -> None:
-    env = azlocal.env()
     sp = new_service_principal(azlocal)
 
     async def run() -> list[str]:
-        credential = AsyncSecretCredential(
-            azlocal.tenant_id,
-            env["AZURE_CLIENT_ID"],
-            env["AZURE_CLIENT_SECRET"],
-            authority=azlocal.url,
-            connection_verify=str(azlocal.ca_file),
-        )
-        async with (
-            credential,
-            AsyncAuthorizationClient(
-                credential,
-                SUB,
-                base_url=azlocal.url,
-                credential_scopes=[ARM_SCOPE],
-                connection_verify=str(azlocal.ca_file),
-            ) as client,
-        ):
+        async with async_operator_client(azlocal, AsyncAuthorizationClient) as client:
             await client.role_assignments.create(
                 WORKSPACE,
                 str(uuid.uuid4()),

@@ -7,14 +7,13 @@ import uuid
 
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.identity.aio import ClientSecretCredential as AsyncSecretCredential
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient as AsyncMsiClient
 
 from azlocal.server import AzLocal
 from support.azure import (
-    ARM_SCOPE,
     Arm,
     admin_credential,
+    async_operator_client,
     code_of,
     message_of,
     msi_client,
@@ -190,7 +189,6 @@ def test_at_most_twenty_federated_credentials(azlocal: AzLocal) -> None:
 
 def test_concurrent_federated_credential_writes_conflict(azlocal: AzLocal) -> None:
     """Overlapping writes to one identity get Azure's 409 (the async SDK, concurrently)."""
-    env = azlocal.env()
     identity_name = name("race")
     msi_client(azlocal, operator_credential(azlocal)).user_assigned_identities.create_or_update(
         RG, identity_name, {"location": "westeurope"}
@@ -198,24 +196,7 @@ def test_concurrent_federated_credential_writes_conflict(azlocal: AzLocal) -> No
     azlocal.admin("PATCH", "settings", {"ficWriteSeconds": 0.5})
 
     async def race() -> list[object]:
-        credential = AsyncSecretCredential(
-            azlocal.tenant_id,
-            env["AZURE_CLIENT_ID"],
-            env["AZURE_CLIENT_SECRET"],
-            authority=azlocal.url,
-            connection_verify=str(azlocal.ca_file),
-        )
-        async with (
-            credential,
-            AsyncMsiClient(
-                credential,
-                azlocal.default_subscription,
-                base_url=azlocal.url,
-                credential_scopes=[ARM_SCOPE],
-                connection_verify=str(azlocal.ca_file),
-                retry_total=0,
-            ) as client,
-        ):
+        async with async_operator_client(azlocal, AsyncMsiClient, retry_total=0) as client:
             return await asyncio.gather(  # type: ignore[no-any-return]
                 *[
                     client.federated_identity_credentials.create_or_update(

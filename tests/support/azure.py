@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest, HttpResponse
 from azure.identity import CertificateCredential, ClientSecretCredential
+from azure.identity.aio import ClientSecretCredential as AsyncSecretCredential
 from azure.mgmt.authorization import AuthorizationManagementClient
 from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.policies import ARMAutoResourceProviderRegistrationPolicy
@@ -16,6 +19,7 @@ from azure.mgmt.msi import ManagedServiceIdentityClient
 from azlocal.server import AzLocal
 
 ARM_SCOPE = "https://management.azure.com/.default"
+C = TypeVar("C")
 
 
 def common(az: AzLocal) -> dict[str, Any]:
@@ -83,6 +87,33 @@ def authorization_client(
         **common(az),
         **kwargs,
     )
+
+
+@asynccontextmanager
+async def async_operator_client(
+    az: AzLocal, client_type: Callable[..., C], **kwargs: Any
+) -> AsyncIterator[C]:
+    """An async SDK client (aiohttp transport) as the operator: credential and client
+    are closed on exit."""
+    env = az.env()
+    credential = AsyncSecretCredential(
+        az.tenant_id,
+        env["AZURE_CLIENT_ID"],
+        env["AZURE_CLIENT_SECRET"],
+        authority=az.url,
+        connection_verify=str(az.ca_file),
+    )
+    async with credential:
+        client = client_type(
+            credential,
+            az.default_subscription,
+            base_url=az.url,
+            credential_scopes=[ARM_SCOPE],
+            connection_verify=str(az.ca_file),
+            **kwargs,
+        )
+        async with client:  # type: ignore[attr-defined]
+            yield client
 
 
 class Arm:
