@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 RECONCILES = Counter(
     "aml_identity_reconciles_total",
@@ -21,7 +21,4 @@ DRIFT_CORRECTIONS = Counter(
     "aml_identity_drift_corrections_total",
     "Azure objects changed or recreated because they no longer matched the spec.",
     ["kind"],
-)
-MANAGED_OBJECTS = Gauge(
-    "aml_identity_managed_resources", "Custom resources the operator currently manages.", ["kind"]
 )

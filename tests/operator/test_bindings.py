@@ -232,6 +232,20 @@ def test_custom_role_and_its_assignable_scopes(
     conflict = wait_reason(cluster, "mlroles", f"{role_name}-copy", "Conflict")
     assert "already exists" in conflict["message"]
     cluster.kubectl("delete", "mlroles", f"{role_name}-copy")
+    # An assignable scope the operator may not write: Forbidden, with Azure's reason.
+    apply(
+        cluster,
+        "MLRole",
+        f"{role_name}-wide",
+        {
+            "roleName": f"Wide Reader {namespace}",
+            "permissions": {"actions": ["*/read"]},
+            "assignableScopes": [f"/subscriptions/{SUB}"],
+        },
+    )
+    forbidden = wait_reason(cluster, "mlroles", f"{role_name}-wide", "Forbidden")
+    assert "Microsoft.Authorization/roleDefinitions/" in forbidden["message"]
+    cluster.kubectl("delete", "mlroles", f"{role_name}-wide")
     cluster.kubectl("delete", "mlrb", "monitor", "too-wide", "-n", namespace)
     wait_gone(cluster, "mlrb", "monitor", namespace)
     cluster.kubectl("delete", "mlroles", role_name, "--wait=false")

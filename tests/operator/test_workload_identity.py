@@ -203,3 +203,57 @@ def test_service_principal_form_reports_unsupported(
     )
     found = wait_reason(cluster, "wid", "sp", "InvalidSpec", namespace)
     assert "servicePrincipal identities are not supported" in found["message"]
+
+
+def test_liveness_and_metrics_endpoints(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    import urllib.request
+
+    apply(cluster, "WorkloadIdentity", "counted", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "wid", "counted", namespace)
+
+    def alive() -> bool:
+        try:
+            with urllib.request.urlopen(operator.liveness_url, timeout=5) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    wait_until(alive, timeout=30, what="the liveness endpoint")
+    metrics = operator.metrics()
+    assert 'aml_identity_reconciles_total{kind="WorkloadIdentity",result="ready"}' in metrics
+    assert "aml_identity_azure_requests_total{" in metrics
+
+
+def test_orphan_policy_leaves_azure_alone(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "keeper",
+        {"managedIdentity": MI, "deletionPolicy": "Orphan"},
+        namespace,
+    )
+    principal = wait_ready(cluster, "wid", "keeper", namespace)["status"]["principalId"]
+    cluster.kubectl("delete", "wid", "keeper", "-n", namespace)
+    wait_gone(cluster, "wid", "keeper", namespace)
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    assert (
+        msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-keeper").principal_id
+        == principal
+    )
+    msi.user_assigned_identities.delete(RG_IDENTITIES, f"{namespace}-keeper")
+
+
+def test_no_secret_in_logs_events_or_status(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(cluster, "WorkloadIdentity", "quiet", {"managedIdentity": MI}, namespace)
+    obj = wait_ready(cluster, "wid", "quiet", namespace)
+    secret = azlocal.issued.secrets["aml-identity-operator"]
+    events = cluster.kubectl("get", "events", "-A", "-o", "json").stdout
+    assert secret not in operator.logs()
+    assert secret not in events
+    assert secret not in str(obj)

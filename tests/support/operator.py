@@ -29,6 +29,7 @@ class OperatorProcess:
         self.workdir = workdir
         self.log_path = workdir / "operator.log"
         self.metrics_port = free_port()
+        self.liveness_url = f"http://127.0.0.1:{free_port()}/healthz"
         env = azlocal.env()
         self.env = {
             **{
@@ -47,7 +48,7 @@ class OperatorProcess:
             "AML_IDENTITY_RESYNC_JITTER": "0",
             "AML_IDENTITY_CLUSTER_ID": "tests",
             "AML_IDENTITY_METRICS_PORT": str(self.metrics_port),
-            "AML_IDENTITY_LIVENESS_ENDPOINT": f"http://127.0.0.1:{free_port()}/healthz",
+            "AML_IDENTITY_LIVENESS_ENDPOINT": self.liveness_url,
         }
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
