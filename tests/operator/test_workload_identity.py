@@ -97,6 +97,39 @@ def test_create_update_delete(
         "k8s-trainer"
     }
 
+    # A service account dropped from the spec loses its federation and its annotations.
+    cluster.kubectl("create", "serviceaccount", "batch", "-n", namespace)
+    two = [{"name": "trainer", "create": True}, {"name": "batch"}]
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "trainer",
+        {"managedIdentity": MI, "serviceAccounts": two},
+        namespace,
+    )
+    wait_ready(cluster, "wid", "trainer", namespace)
+    batch = get(cluster, "sa", "batch", namespace)
+    assert batch is not None
+    assert (
+        batch["metadata"]["annotations"]["azure.workload.identity/client-id"] == identity.client_id
+    )
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "trainer",
+        {"managedIdentity": MI, "serviceAccounts": two[:1]},
+        namespace,
+    )
+    wait_ready(cluster, "wid", "trainer", namespace)
+
+    def released() -> bool:
+        account = get(cluster, "sa", "batch", namespace) or {}
+        annotations = account.get("metadata", {}).get("annotations") or {}
+        return "azure.workload.identity/client-id" not in annotations
+
+    wait_until(released, what="the dropped service account's annotations to go")
+    assert get(cluster, "sa", "batch", namespace) is not None, "one we did not create stays"
+
     cluster.kubectl("delete", "wid", "trainer", "-n", namespace, "--wait=false")
     wait_gone(cluster, "wid", "trainer", namespace)
     try:

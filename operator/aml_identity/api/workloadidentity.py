@@ -402,6 +402,10 @@ class WorkloadIdentityStatus(CommonStatus):
     federated_credentials: list[str] = Field(
         default_factory=list, description="Names of the federated credentials in Azure."
     )
+    service_accounts: list[str] = Field(
+        default_factory=list,
+        description="Service accounts annotated with this identity (released when dropped).",
+    )
     credential: WorkloadIdentityCredentialStatus | None = Field(
         default=None, description="Credential facts (servicePrincipal form)."
     )

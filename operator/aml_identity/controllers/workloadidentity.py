@@ -133,6 +133,13 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     sa_events = await _bind_service_accounts(
         deps, resource, owner, observed.client_id, observed.tenant_id
     )
+    wanted = {a.name for a in resource.spec.service_accounts}
+    for dropped in resource.status.service_accounts if resource.status else []:
+        if dropped not in wanted:
+            await deps.cluster.release_service_account(owner.namespace, dropped, owner.uid)
+            sa_events.append(
+                Event("Normal", "ServiceAccount", f"Released service account {dropped}")
+            )
     outcome = _ready(
         deps, resource, observed, desired, "identity and federated credentials match the spec"
     )
@@ -153,6 +160,7 @@ def _ready(
             "tenantId": observed.tenant_id,
             "resourceId": observed.id,
             "federatedCredentials": [c.name for c in desired.federated_credentials],
+            "serviceAccounts": [a.name for a in resource.spec.service_accounts],
         },
     )
 
