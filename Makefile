@@ -53,6 +53,10 @@ tools: ## build kube-apiserver/controller-manager, etcd and Helm from Go modules
 crds: venv ## regenerate crds/ from the pydantic models
 	$(BIN)/python -m aml_identity.api.crd crds/
 
+.PHONY: argocd
+argocd: venv ## regenerate the Argo CD health checks in argocd/
+	$(BIN)/python -m aml_identity.api.argocd argocd/resource_customizations
+
 .PHONY: lint
 lint: venv ## ruff, mypy (strict) and import-linter layer contracts
 	$(BIN)/ruff check .
