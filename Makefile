@@ -50,12 +50,14 @@ tools: ## build kube-apiserver/controller-manager, etcd and Helm from Go modules
 	tools/localcluster/build.sh helm
 
 .PHONY: crds
-crds: venv ## regenerate crds/ from the pydantic models
+crds: venv ## regenerate crds/ (and the chart's copy) from the pydantic models
 	$(BIN)/python -m aml_identity.api.crd crds/
+	$(BIN)/python -m aml_identity.api.crd charts/aml-identity-operator/files/crds/
 
 .PHONY: argocd
 argocd: venv ## regenerate the Argo CD health checks in argocd/
 	$(BIN)/python -m aml_identity.api.argocd argocd/resource_customizations
+	$(BIN)/python -m aml_identity.api.argocd charts/aml-identity-operator/files/argocd
 
 .PHONY: lint
 lint: venv ## ruff, mypy (strict) and import-linter layer contracts

@@ -24,7 +24,13 @@ def free_port() -> int:
 
 class OperatorProcess:
     def __init__(
-        self, cluster: LocalCluster, azlocal: AzLocal, workdir: Path, *, resync: float = 600
+        self,
+        cluster: LocalCluster,
+        azlocal: AzLocal,
+        workdir: Path,
+        *,
+        resync: float = 600,
+        kubeconfig: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.log_path = workdir / "operator.log"
@@ -35,7 +41,7 @@ class OperatorProcess:
             **{
                 k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AML_IDENTITY_"))
             },
-            "KUBECONFIG": str(cluster.kubeconfig),
+            "KUBECONFIG": str(kubeconfig or cluster.kubeconfig),
             "AZURE_TENANT_ID": env["AZURE_TENANT_ID"],
             "AZURE_CLIENT_ID": env["AZURE_CLIENT_ID"],
             "AZURE_CLIENT_SECRET": env["AZURE_CLIENT_SECRET"],
