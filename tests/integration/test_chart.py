@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+
+from azlocal.server import AzLocal
 from localcluster import LocalCluster, build
 from support.operator import OperatorProcess, apply, wait_gone, wait_ready
 from support.world import RG_IDENTITIES, RG_ML
-
-from azlocal.server import AzLocal
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "aml-identity-operator"
 TENANT = "7c3f7b52-1d4e-4d5a-9b0e-5f3a2c1d0e01"
