@@ -64,8 +64,15 @@ def _settings() -> Settings | None:
     try:
         return Settings()
     except ValidationError as error:
-        missing = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
-        print(f"aml-identity: configuration error ({missing}):\n{error}", file=sys.stderr)
+        lines = []
+        for problem in error.errors():
+            variable = str(problem["loc"][0])
+            field = variable.removeprefix("AML_IDENTITY_").lower()
+            alias = Settings.model_fields.get(field)
+            choices = getattr(getattr(alias, "validation_alias", None), "choices", None)
+            names = " or ".join(str(c) for c in choices) if choices else variable
+            lines.append(f"  {names}: {problem['msg']}")
+        print("aml-identity: configuration error:\n" + "\n".join(lines), file=sys.stderr)
         return None
 
 
@@ -83,16 +90,11 @@ def _run(log_format: str, verbose: bool) -> int:
     import asyncio
 
     import kopf
-    from pydantic import ValidationError
 
     from aml_identity.handlers.runner import operate
-    from aml_identity.settings import Settings
 
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        missing = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
-        print(f"aml-identity: configuration error ({missing}):\n{error}", file=sys.stderr)
+    settings = _settings()
+    if settings is None:
         return 2
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat[log_format.upper()])
     asyncio.run(operate(settings))
