@@ -62,6 +62,20 @@ class Settings(BaseSettings):
     liveness_endpoint: str = Field(
         default="http://0.0.0.0:8081/healthz", description="kopf's liveness probe endpoint."
     )
+    peering: str = Field(
+        default="",
+        description=(
+            "Name of a ClusterKopfPeering for high availability: replicas elect one active "
+            "operator. Empty runs standalone (one replica)."
+        ),
+    )
+    priority: int | None = Field(
+        default=None,
+        description="Peering priority; a random one per process when unset, so replicas differ.",
+    )
+    peering_lifetime: int = Field(
+        default=60, ge=5, description="Seconds after which a silent peer is considered gone."
+    )
     disable_instance_discovery: bool = Field(
         default=False,
         description="Skip MSAL's authority validation (private authorities and azlocal).",

@@ -355,3 +355,75 @@ def test_chart_rbac_runs_the_main_scenario(
     finally:
         operator.stop()
     assert "Forbidden" not in operator.logs(), operator.logs()[-3000:]
+
+
+def test_high_availability_renders_peering() -> None:
+    docs = rendered("--set", "ha.enabled=true")
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    [peering] = [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    [role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings"],
+        "verbs": ["get", "list", "watch", "patch"],
+    } in role["rules"]
+    [config] = [d for d in docs if d["kind"] == "ConfigMap"]
+    assert config["data"]["AML_IDENTITY_PEERING"] == "aml-identity-operator"
+
+
+def test_high_availability_takes_over(
+    own_cluster: LocalCluster, azlocal: AzLocal, tmp_path: Path
+) -> None:
+    """Two replicas with peering: one works, the other takes over when it dies."""
+    import signal
+
+    azlocal.admin("POST", "trusted-cas", text=own_cluster.ca_file.read_text())
+    own_cluster.kubectl("apply", "--server-side", "-f", str(CHART.parents[1] / "crds"))
+    for doc in rendered("--set", "ha.enabled=true"):
+        if (
+            doc["kind"] in ("ClusterKopfPeering",)
+            or doc["metadata"]["name"] == "clusterkopfpeerings.kopf.dev"
+        ):
+            own_cluster.kubectl("apply", "-f", "-", input=json.dumps(doc))
+            if doc["kind"] == "CustomResourceDefinition":
+                own_cluster.kubectl(
+                    "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev"
+                )
+    own_cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "-l",
+        "app.kubernetes.io/name=aml-identity-operator",
+    )
+    own_cluster.kubectl("create", "namespace", "ha")
+    replicas = []
+    for name, priority in (("active", 200), ("standby", 100)):
+        (tmp_path / name).mkdir()
+        replica = OperatorProcess(own_cluster, azlocal, tmp_path / name, resync=5)
+        replica.env.update(
+            {
+                "AML_IDENTITY_PEERING": "aml-identity-operator",
+                "AML_IDENTITY_PRIORITY": str(priority),
+                "AML_IDENTITY_PEERING_LIFETIME": "6",
+            }
+        )
+        replicas.append(replica.start())
+    active, standby = replicas
+    try:
+        mi = {"managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}}
+        apply(own_cluster, "WorkloadIdentity", "ha-one", mi, "ha")
+        wait_ready(own_cluster, "wid", "ha-one", "ha", timeout=90)
+        assert "ha-one" in active.logs()
+        assert "ha-one" not in standby.logs(), "both replicas worked at once"
+        active.stop(signal.SIGKILL)
+        apply(own_cluster, "WorkloadIdentity", "ha-two", mi, "ha")
+        wait_ready(own_cluster, "wid", "ha-two", "ha", timeout=90)
+        assert "ha-two" in standby.logs()
+        own_cluster.kubectl("delete", "wid", "--all", "-n", "ha")
+    finally:
+        for replica in replicas:
+            replica.stop()

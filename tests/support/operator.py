@@ -62,7 +62,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "aml_identity.cli", "run", "--log-format", "plain"],
+            [sys.executable, "-m", "aml_identity.cli", "run", "--log-format", "full"],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

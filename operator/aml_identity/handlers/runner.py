@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import kopf
@@ -44,6 +45,10 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
         start_http_server(settings.metrics_port)
     kopf_settings = kopf.OperatorSettings()
     configure(kopf_settings)
+    # With peering, replicas elect the one with the highest priority; equal priorities
+    # would pause them all, so each process draws its own unless told.
+    priority = settings.priority if settings.priority is not None else random.randint(1, 1_000_000)  # noqa: S311
+    kopf_settings.peering.lifetime = settings.peering_lifetime
     log.info(
         "starting: issuer %s, ARM %s, subscription %s, resync %ss",
         issuer,
@@ -58,7 +63,9 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
             memo=kopf.Memo(shared=Memo(deps)),
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            standalone=True,
+            standalone=not settings.peering,
+            peering_name=settings.peering or None,
+            priority=priority,
             liveness_endpoint=settings.liveness_endpoint or None,
             stop_flag=stop,
         )

@@ -68,7 +68,9 @@ async def run(
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     log = logger.info if outcome.reason is Reason.RECONCILED else logger.warning
     log(
-        "%s: %s (%d Azure write%s)",
+        "%s %s: %s: %s (%d Azure write%s)",
+        kind,
+        _name(body),
         outcome.reason.value,
         outcome.message,
         outcome.azure_writes,
@@ -110,6 +112,11 @@ async def run_delete(
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)
-        logger.warning("deletion blocked: %s", outcome.message)
+        logger.warning("%s %s: deletion blocked: %s", kind, _name(body), outcome.message)
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
-    logger.info("deleted: %s", outcome.message)
+    logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)
+
+
+def _name(body: kopf.Body) -> str:
+    meta = body["metadata"]
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])
