@@ -57,7 +57,7 @@ crds: venv ## regenerate crds/ (and the chart's copy) from the pydantic models
 .PHONY: argocd
 argocd: venv ## regenerate the Argo CD health checks in argocd/
 	$(BIN)/python -m aml_identity.api.argocd argocd/resource_customizations
-	$(BIN)/python -m aml_identity.api.argocd charts/aml-identity-operator/files/argocd
+	$(BIN)/python -m aml_identity.api.argocd charts/aml-identity-operator/files/argocd --health-only
 
 .PHONY: lint
 lint: venv ## ruff, mypy (strict) and import-linter layer contracts

@@ -20,6 +20,13 @@ def test_committed_scripts_match_a_regeneration() -> None:
     assert committed == rendered, "argocd/ is stale: run `make argocd`"
 
 
+def test_the_chart_ships_the_same_scripts() -> None:
+    chart = ROOT.parents[1] / "charts" / "aml-identity-operator" / "files" / "argocd"
+    shipped = {str(p.relative_to(chart)): p.read_text() for p in chart.rglob("*") if p.is_file()}
+    expected = {k: v for k, v in render_all().items() if k.endswith("/health.lua")}
+    assert shipped == expected, "the chart's copy is stale: run `make argocd`"
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_testdata_file(kind: str) -> None:
     base = ROOT / "identity.aml.dev" / kind

@@ -12,12 +12,13 @@ import yaml
 from aml_identity.api.crd import KINDS, custom_resource_definition, file_name, render_all
 
 
-def test_committed_crds_match_a_regeneration(repo: Path) -> None:
+@pytest.mark.parametrize("folder", ["crds", "charts/aml-identity-operator/files/crds"])
+def test_committed_crds_match_a_regeneration(repo: Path, folder: str) -> None:
     rendered = render_all()
-    committed = {p.name: p.read_text() for p in (repo / "crds").glob("*.yaml")}
-    assert set(committed) == set(rendered), "crds/ has extra or missing files: run make crds"
+    committed = {p.name: p.read_text() for p in (repo / folder).glob("*.yaml")}
+    assert set(committed) == set(rendered), f"{folder} has extra or missing files: make crds"
     for name, text in rendered.items():
-        assert committed[name] == text, f"crds/{name} is stale: run `make crds`"
+        assert committed[name] == text, f"{folder}/{name} is stale: run `make crds`"
 
 
 def _walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:

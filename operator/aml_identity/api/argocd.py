@@ -152,10 +152,13 @@ def render_all() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print("usage: python -m aml_identity.api.argocd OUT_DIR", file=sys.stderr)
+        print("usage: python -m aml_identity.api.argocd OUT_DIR [--health-only]", file=sys.stderr)
         return 2
     out = Path(args[0])
-    for relative, text in render_all().items():
+    files = render_all()
+    if "--health-only" in args:  # the Helm chart needs only the scripts
+        files = {k: v for k, v in files.items() if k.endswith("/health.lua")}
+    for relative, text in files.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
