@@ -121,7 +121,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         DRIFT_CORRECTIONS.labels(KIND).inc()
     if plan.create and known_principal is not None:
         DRIFT_CORRECTIONS.labels(KIND).inc()
-        await poke_bindings(deps, owner)
+        await poke_bindings(deps, owner, observed.principal_id)
         events.append(
             Event(
                 "Warning",
@@ -199,8 +199,9 @@ async def _bind_service_accounts(
     return events
 
 
-async def poke_bindings(deps: Deps, owner: Owner) -> None:
-    """Make every binding that names this identity reconcile now (its principal changed)."""
+async def poke_bindings(deps: Deps, owner: Owner, principal_id: str) -> None:
+    """Make every binding that names this identity reconcile now: its principal changed.
+    The annotation carries the new principal id, so each change is a new update."""
     for binding in await deps.cluster.list_custom("mlrolebindings", owner.namespace):
         subjects = binding.get("spec", {}).get("subjects", [])
         if any(s.get("workloadIdentity") == owner.name for s in subjects):
@@ -208,7 +209,7 @@ async def poke_bindings(deps: Deps, owner: Owner) -> None:
                 "mlrolebindings",
                 owner.namespace,
                 binding["metadata"]["name"],
-                {TRIGGER_ANNOTATION: owner.uid + "@" + str(deps.gateway.settings.cluster_id)},
+                {TRIGGER_ANNOTATION: principal_id},
             )
 
 
