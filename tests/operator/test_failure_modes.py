@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
 from azlocal.server import AzLocal
@@ -118,13 +119,10 @@ def test_deletion_waits_while_access_is_revoked(
             },
         )
     wait_gone(cluster, "wid", "revoked", namespace, timeout=120)
-    try:
+    with pytest.raises(ResourceNotFoundError):  # deleted once access returned
         msi_client(azlocal, admin_credential(azlocal)).user_assigned_identities.get(
             RG_IDENTITIES, f"{namespace}-revoked"
         )
-        raise AssertionError("identity not deleted after access returned")
-    except ResourceNotFoundError:
-        pass
 
 
 def test_many_service_accounts_write_credentials_one_at_a_time(
