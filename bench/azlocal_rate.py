@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from typing import Any
 
 import aiohttp
 from azure.identity import ClientSecretCredential
+
+from azlocal.cli import read_env_file
 
 FLOOR = {"read": 25.0, "write": 10.0, "assign": 10.0}
 MAX_REQUESTS = 200_000
@@ -63,11 +64,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]
             process.kill()
             raise SystemExit("azlocal did not start")
         time.sleep(0.05)
-    env = {}
-    for line in env_file.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0]
-    return process, env
+    return process, read_env_file(env_file)
 
 
 async def run_mix(

@@ -13,6 +13,20 @@ from .seed import DEFAULT_SEED
 from .server import AzLocal
 
 
+def env_lines(env: dict[str, str]) -> list[str]:
+    """The environment as `export NAME=value` lines (shell-quoted), one per variable."""
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The environment back from a file written by `--env-file`."""
+    env = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = shlex.split(value)[0]
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="azlocal", description="A local Azure for tests and demos."
@@ -70,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         trust_ca=args.trust_ca,
     ).start()
-    lines = [f"export {k}={shlex.quote(v)}" for k, v in server.env().items()]
+    lines = env_lines(server.env())
     if args.env_file:
         args.env_file.write_text("\n".join(lines) + "\n")
         args.env_file.chmod(0o600)

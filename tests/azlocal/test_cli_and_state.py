@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -12,18 +11,11 @@ from pathlib import Path
 from azure.identity import ClientSecretCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
+from azlocal.cli import read_env_file
 from azlocal.server import AzLocal
 from support.azure import msi_client, secret_credential
 from support.poll import wait_until
 from support.world import RG_IDENTITIES
-
-
-def read_env(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0]
-    return env
 
 
 def serve(tmp_path: Path, state: Path, env_file: Path) -> subprocess.Popen[str]:
@@ -79,7 +71,7 @@ def test_serve_print_env_and_restart_with_state(tmp_path: Path) -> None:
     first = serve(tmp_path, state, env_file)
     try:
         wait_until(env_file.exists, timeout=30, what="azlocal to write its environment")
-        env = read_env(env_file)
+        env = read_env_file(env_file)
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
         assert env["AZURE_AUTHORITY_HOST"].startswith("https://127.0.0.1:")
         assert Path(env["AZLOCAL_CA_BUNDLE"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
@@ -92,7 +84,7 @@ def test_serve_print_env_and_restart_with_state(tmp_path: Path) -> None:
     second = serve(tmp_path, state, env_file)
     try:
         wait_until(env_file.exists, timeout=30, what="azlocal to restart")
-        env = read_env(env_file)
+        env = read_env_file(env_file)
         again = msi_from_env(env).user_assigned_identities.get(RG_IDENTITIES, "survives-restart")
         assert (again.client_id, again.principal_id) == (created.client_id, created.principal_id)
     finally:

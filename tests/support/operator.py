@@ -148,21 +148,35 @@ def apply(
     cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
 
 
-def wait_ready(
-    cluster: LocalCluster, kind: str, name: str, namespace: str | None = None, timeout: float = 60
-) -> dict[str, Any]:
+def _wait_for(
+    cluster: LocalCluster,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    timeout: float,
+    probe: Any,
+    what: str,
+) -> Any:
+    """Poll `probe`; on time-out, say what the Ready condition last was."""
     from support.poll import wait_until
 
-    def probe() -> dict[str, Any] | None:
-        obj = get(cluster, kind, name, namespace)
-        return obj if ready(obj) else None
-
     try:
-        return wait_until(probe, timeout=timeout, what=f"{kind}/{name} to be Ready")
+        return wait_until(probe, timeout=timeout, what=f"{kind}/{name} {what}")
     except AssertionError as error:
         raise AssertionError(
             f"{error}; last condition: {condition(get(cluster, kind, name, namespace))}"
         ) from None
+
+
+def wait_ready(
+    cluster: LocalCluster, kind: str, name: str, namespace: str | None = None, timeout: float = 60
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = get(cluster, kind, name, namespace)
+        return obj if ready(obj) else None
+
+    found: dict[str, Any] = _wait_for(cluster, kind, name, namespace, timeout, probe, "to be Ready")
+    return found
 
 
 def wait_reason(
@@ -173,18 +187,14 @@ def wait_reason(
     namespace: str | None = None,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    from support.poll import wait_until
-
     def probe() -> dict[str, Any] | None:
         found = condition(get(cluster, kind, name, namespace))
         return found if found.get("reason") == reason else None
 
-    try:
-        return wait_until(probe, timeout=timeout, what=f"{kind}/{name} to report {reason}")
-    except AssertionError as error:
-        raise AssertionError(
-            f"{error}; last condition: {condition(get(cluster, kind, name, namespace))}"
-        ) from None
+    found: dict[str, Any] = _wait_for(
+        cluster, kind, name, namespace, timeout, probe, f"to report {reason}"
+    )
+    return found
 
 
 def wait_gone(

@@ -64,8 +64,7 @@ async def run(
     RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
     RECONCILES.labels(kind, _result(outcome)).inc()
     write_status(outcome, body, patch)
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    _post_events(body, outcome)
     log = logger.info if outcome.reason is Reason.RECONCILED else logger.warning
     log(
         "%s %s: %s: %s (%d Azure write%s)",
@@ -108,13 +107,17 @@ async def run_delete(
     shared: Memo = memo.shared
     async with shared.lock(body["metadata"]["uid"]):
         outcome = await workflow(shared.deps, dict(body))
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    _post_events(body, outcome)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)
         logger.warning("%s %s: deletion blocked: %s", kind, _name(body), outcome.message)
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
     logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)
+
+
+def _post_events(body: kopf.Body, outcome: Outcome) -> None:
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
 def _name(body: kopf.Body) -> str:
