@@ -339,8 +339,11 @@ class WorkloadIdentitySpec(ApiModel):
     )
     service_principal: ServicePrincipalSpec | None = Field(
         default=None,
-        description="An Entra application with a service principal, e.g. for automation "
-        "outside Azure.",
+        description=(
+            "An Entra application with a service principal, e.g. for automation outside "
+            "Azure. Not reconciled by this version of the operator yet: it reports "
+            "Ready=False, reason InvalidSpec."
+        ),
     )
     service_accounts: list[ServiceAccountRef] = Field(
         default_factory=list,
