@@ -17,6 +17,7 @@ import yaml
 from azlocal.server import AzLocal
 from localcluster import LocalCluster, build
 from support.operator import OperatorProcess, apply, wait_gone, wait_ready
+from support.poll import wait_until
 from support.world import RG_IDENTITIES, RG_ML
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "aml-identity-operator"
@@ -229,7 +230,6 @@ def test_install_upgrade_uninstall(own_cluster: LocalCluster) -> None:
         kubeconfig=kube,
     )
     helm("uninstall", "aml", "-n", "aml-system", kubeconfig=kube)
-    from support.poll import wait_until
 
     wait_until(
         lambda: (
@@ -400,30 +400,52 @@ def test_high_availability_takes_over(
         "app.kubernetes.io/name=aml-identity-operator",
     )
     own_cluster.kubectl("create", "namespace", "ha")
-    replicas = []
-    for name, priority in (("active", 200), ("standby", 100)):
+
+    def replica(name: str, priority: int) -> OperatorProcess:
         (tmp_path / name).mkdir()
-        replica = OperatorProcess(own_cluster, azlocal, tmp_path / name, resync=5)
-        replica.env.update(
+        process = OperatorProcess(own_cluster, azlocal, tmp_path / name, resync=5)
+        process.env.update(
             {
                 "AML_IDENTITY_PEERING": "aml-identity-operator",
                 "AML_IDENTITY_PRIORITY": str(priority),
                 "AML_IDENTITY_PEERING_LIFETIME": "6",
             }
         )
-        replicas.append(replica.start())
-    active, standby = replicas
+        return process.start()
+
+    def peers() -> int:
+        peering = json.loads(
+            own_cluster.kubectl(
+                "get", "clusterkopfpeering", "aml-identity-operator", "-o", "json"
+            ).stdout
+        )
+        return len(peering.get("status") or {})
+
+    # kopf starts every replica paused and decides from the peering object. Starting
+    # the active replica first, and the standby only once the active has resumed,
+    # means the standby's first look already shows a higher priority: it never
+    # resumes, so "exactly one works" is a fair claim rather than a race.
+    replicas = [replica("active", 200)]
     try:
+        wait_until(
+            lambda: "Resuming operations" in replicas[0].logs(),
+            timeout=60,
+            what="the active replica to resume",
+        )
+        replicas.append(replica("standby", 100))
+        active, standby = replicas
+        wait_until(lambda: peers() == 2, timeout=60, what="both replicas in the peering object")
         mi = {"managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}}
         apply(own_cluster, "WorkloadIdentity", "ha-one", mi, "ha")
         wait_ready(own_cluster, "wid", "ha-one", "ha", timeout=90)
         assert "ha-one" in active.logs()
         assert "ha-one" not in standby.logs(), "both replicas worked at once"
+        assert "Resuming operations" not in standby.logs()
         active.stop(signal.SIGKILL)
         apply(own_cluster, "WorkloadIdentity", "ha-two", mi, "ha")
         wait_ready(own_cluster, "wid", "ha-two", "ha", timeout=90)
         assert "ha-two" in standby.logs()
         own_cluster.kubectl("delete", "wid", "--all", "-n", "ha")
     finally:
-        for replica in replicas:
-            replica.stop()
+        for process in replicas:
+            process.stop()
