@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
     "aml_identity_reconciles_total",
@@ -21,4 +21,10 @@ DRIFT_CORRECTIONS = Counter(
     "aml_identity_drift_corrections_total",
     "Azure objects changed or recreated because they no longer matched the spec.",
     ["kind"],
+)
+CREDENTIAL_EXPIRY = Gauge(
+    "aml_identity_credential_expiry_timestamp_seconds",
+    "Expiry (Unix time) of each WorkloadIdentity's served credential (slot=current) and of "
+    "the one being retired (slot=previous). Alert when time() is close to it.",
+    ["namespace", "name", "slot"],
 )

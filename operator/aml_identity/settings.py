@@ -31,6 +31,16 @@ class Settings(BaseSettings):
         default="https://management.azure.com/.default",
         description="Token scope for ARM.",
     )
+    graph_endpoint: str = Field(
+        default="https://graph.microsoft.com",
+        description=(
+            "Microsoft Graph base URL without /v1.0 (sovereign clouds and azlocal differ)."
+        ),
+    )
+    graph_scope: str = Field(
+        default="https://graph.microsoft.com/.default",
+        description="Token scope for Microsoft Graph.",
+    )
     authority_host: str = Field(
         default="https://login.microsoftonline.com",
         validation_alias=AliasChoices("AML_IDENTITY_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"),

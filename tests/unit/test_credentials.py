@@ -92,6 +92,23 @@ def test_store_lost_its_key_switches_to_a_valid_one() -> None:
     assert (step.action, step.key_id) == (Action.SWITCH, "k1")
 
 
+def test_a_store_that_cannot_switch_issues_instead() -> None:
+    """A Secret holds no private key for a key already registered: it must issue."""
+    state = RotationState((key("k1", T0, 9),), None, None, None, switchable=frozenset())
+    assert next_step(state, T0 + H, renew_before=None, overlap=H).action is Action.ISSUE
+
+
+def test_a_key_without_material_is_removed_not_switched_to() -> None:
+    """A key registered by a step that crashed before the store took it: removed."""
+    active, orphan = key("a", T0, 9), key("orphan", T0 + H, 9)
+    state = RotationState((active, orphan), "a", None, None, switchable=frozenset())
+    step = next_step(state, T0 + 2 * H, renew_before=None, overlap=H)
+    assert (step.action, step.key_id) == (Action.REMOVE, "orphan")
+    vault = RotationState((active, orphan), "a", None, None, switchable=frozenset({"orphan"}))
+    step = next_step(vault, T0 + 2 * H, renew_before=None, overlap=H)
+    assert (step.action, step.key_id) == (Action.SWITCH, "orphan")
+
+
 def test_stray_keys_are_removed_only_when_not_in_use() -> None:
     active, stray = key("a", T0, 9), key("s", T0 - 10 * H, 12)
     state = RotationState((active, stray), "a", None, None)

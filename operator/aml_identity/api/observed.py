@@ -4,6 +4,7 @@ fills them) and the planners (which compare them with the spec). No SDK types he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,43 @@ class RoleAssignment:
     role_definition_id: str
     principal_id: str
     principal_type: str
+
+
+@dataclass(frozen=True)
+class KeyCredential:
+    """A certificate registered on an Entra application (public part only)."""
+
+    key_id: str
+    display_name: str
+    thumbprint: str  # SHA-1, upper-case hex, as Entra shows it
+    not_before: datetime
+    not_after: datetime
+    der: bytes | None = None  # the certificate; Graph returns it only when selected
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    """A client secret registered on an application; Graph never returns the text."""
+
+    key_id: str
+    display_name: str
+    hint: str
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class Application:
+    object_id: str
+    app_id: str
+    display_name: str
+    unique_name: str | None
+    tags: tuple[str, ...]
+    keys: tuple[KeyCredential, ...] = ()
+    passwords: tuple[PasswordCredential, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServicePrincipal:
+    object_id: str
+    app_id: str

@@ -340,9 +340,9 @@ class WorkloadIdentitySpec(ApiModel):
     service_principal: ServicePrincipalSpec | None = Field(
         default=None,
         description=(
-            "An Entra application with a service principal, e.g. for automation outside "
-            "Azure. Not reconciled by this version of the operator yet: it reports "
-            "Ready=False, reason InvalidSpec."
+            "An Entra application with a service principal, owned by the operator, e.g. "
+            "for automation outside Azure: federated like a managed identity, or given a "
+            "certificate (or client secret) that the operator rotates with overlap."
         ),
     )
     service_accounts: list[ServiceAccountRef] = Field(
@@ -383,6 +383,13 @@ class WorkloadIdentityCredentialStatus(CredentialStatus):
     """The current credential, and the previous one while it overlaps."""
 
     kind: str | None = Field(default=None, description="Certificate or ClientSecret.")
+    discouraged: bool = Field(
+        default=False,
+        description=(
+            "True for a client secret: secrets leak into logs and source control; prefer a "
+            "certificate or federation."
+        ),
+    )
     previous: CredentialStatus | None = Field(
         default=None, description="The credential being retired, until overlap ends."
     )

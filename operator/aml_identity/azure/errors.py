@@ -4,13 +4,16 @@ delay) or fatal (with a condition reason), and a message that names Azure's requ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
 )
+from kiota_abstractions.api_error import APIError
 
 from aml_identity.api.common import Reason
 
@@ -55,6 +58,13 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     (404, "ParentResourceNotFound"): Rule(True, Reason.RECONCILING, FAST),
     (404, None): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (409, None): Rule(True, Reason.RECONCILING, FAST),
+    # Microsoft Graph (OData error codes).
+    (403, "Authorization_RequestDenied"): Rule(False, Reason.FORBIDDEN, SLOW),
+    # Graph replicates between its own replicas: an object just created may not be
+    # readable for a few seconds.
+    (404, "Request_ResourceNotFound"): Rule(True, Reason.RECONCILING, FAST),
+    (400, "Request_MultipleObjectsWithSameKeyValue"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    (400, "Request_BadRequest"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
 }
 SERVER_ERROR = Rule(True, Reason.AZURE_ERROR, 30.0)
 UNREACHABLE = Rule(True, Reason.AZURE_ERROR, 30.0)
@@ -104,9 +114,36 @@ def classify(error: Exception) -> AzureFailure:
         if status == 429:
             delay = _retry_after(headers.get("Retry-After"), rule.delay)
         return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
-    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+    if isinstance(error, APIError):  # Microsoft Graph, through kiota
+        return _graph_failure(error)
+    if isinstance(error, (ServiceRequestError, ServiceResponseError, httpx.HTTPError)):
         return _failure(UNREACHABLE, None, None, _first_line(str(error)), None)
     raise error
+
+
+def _graph_failure(error: APIError) -> AzureFailure:
+    status = error.response_status_code or 0
+    odata = getattr(error, "error", None)
+    code = getattr(odata, "code", None)
+    message = getattr(odata, "message", None) or error.message or "Microsoft Graph error"
+    inner = getattr(odata, "inner_error", None)
+    request_id = getattr(inner, "request_id", None)
+    headers = {k.lower(): v for k, v in (error.response_headers or {}).items()}
+    if status >= 500 or status == 0:
+        rule = SERVER_ERROR
+    else:
+        rule = TABLE.get((status, code)) or TABLE.get((status, None)) or SERVER_ERROR
+    delay = rule.delay
+    if status == 429:
+        delay = _retry_after(_first(headers.get("retry-after")), rule.delay)
+    return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
+
+
+def _first(value: Any) -> str | None:
+    """kiota gives header values as lists or sets of strings."""
+    if value is None or isinstance(value, str):
+        return value
+    return next(iter(value), None)
 
 
 def _failure(

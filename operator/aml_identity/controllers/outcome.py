@@ -8,6 +8,7 @@ from typing import Any
 from aml_identity.api.common import Reason
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.azure.gateway import Gateway
+from aml_identity.azure.graph import GraphGateway
 from aml_identity.kube.cluster import Cluster
 from aml_identity.settings import Settings
 
@@ -51,4 +52,5 @@ class Deps:
     gateway: Gateway
     cluster: Cluster
     issuer: str
+    graph: GraphGateway
     manage: bool = True  # False for `aml-identity plan`: observe only, never write

@@ -8,6 +8,7 @@ from typing import Any
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers import serviceprincipal
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION
 from aml_identity.metrics import DRIFT_CORRECTIONS
@@ -40,12 +41,13 @@ def _desired(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> DesiredIde
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     resource = WorkloadIdentity.model_validate(body)
     owner = owner_of(body, deps.settings.cluster_id)
-    if resource.spec.managed_identity is None:
-        return Outcome(
-            Reason.INVALID_SPEC,
-            "servicePrincipal identities are not supported by this version of the operator; "
-            "use managedIdentity",
-        )
+    if resource.spec.service_principal is not None:
+        outcome = await serviceprincipal.reconcile(deps, resource, owner)
+        if outcome.reason is Reason.RECONCILED and outcome.status.get("clientId"):
+            outcome.events += await _sync_service_accounts(
+                deps, resource, owner, str(outcome.status["clientId"]), deps.settings.tenant_id
+            )
+        return outcome
     try:
         desired = _desired(deps, resource, owner)
     except SpecError as error:
@@ -130,16 +132,9 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
                 f"principal id changed from {known_principal} to {observed.principal_id}",
             )
         )
-    sa_events = await _bind_service_accounts(
+    sa_events = await _sync_service_accounts(
         deps, resource, owner, observed.client_id, observed.tenant_id
     )
-    wanted = {a.name for a in resource.spec.service_accounts}
-    for dropped in resource.status.service_accounts if resource.status else []:
-        if dropped not in wanted:
-            await deps.cluster.release_service_account(owner.namespace, dropped, owner.uid)
-            sa_events.append(
-                Event("Normal", "ServiceAccount", f"Released service account {dropped}")
-            )
     outcome = _ready(
         deps, resource, observed, desired, "identity and federated credentials match the spec"
     )
@@ -163,6 +158,19 @@ def _ready(
             "serviceAccounts": [a.name for a in resource.spec.service_accounts],
         },
     )
+
+
+async def _sync_service_accounts(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, client_id: str, tenant_id: str
+) -> list[Event]:
+    """Annotate the listed service accounts; release those dropped from the spec."""
+    events = await _bind_service_accounts(deps, resource, owner, client_id, tenant_id)
+    wanted = {a.name for a in resource.spec.service_accounts}
+    for dropped in resource.status.service_accounts if resource.status else []:
+        if dropped not in wanted:
+            await deps.cluster.release_service_account(owner.namespace, dropped, owner.uid)
+            events.append(Event("Normal", "ServiceAccount", f"Released service account {dropped}"))
+    return events
 
 
 async def _bind_service_accounts(
@@ -219,6 +227,8 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     owner = owner_of(body, deps.settings.cluster_id)
     for account in resource.spec.service_accounts:
         await deps.cluster.release_service_account(owner.namespace, account.name, owner.uid)
+    if resource.spec.service_principal is not None:
+        return await serviceprincipal.delete(deps, resource, owner)
     if resource.spec.deletion_policy == "Orphan" or resource.spec.managed_identity is None:
         return Outcome(Reason.DELETING, "deletionPolicy is Orphan: Azure objects left in place")
     if resource.spec.management_policy == ManagementPolicy.OBSERVE:

@@ -18,6 +18,7 @@ import yaml
 from aml_identity.api import GROUP
 from aml_identity.api.common import Reason
 from aml_identity.azure.gateway import Gateway
+from aml_identity.azure.graph import GraphGateway
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.handlers.registry import KINDS
 from aml_identity.handlers.runner import credential
@@ -42,8 +43,16 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
     load_config()
     cluster = Cluster()
     gateway = Gateway(credential(settings), settings)
+    graph = GraphGateway(gateway.credential, settings)
     issuer = settings.oidc_issuer or await cluster.issuer()
-    deps = Deps(settings=settings, gateway=gateway, cluster=cluster, issuer=issuer, manage=False)
+    deps = Deps(
+        settings=settings,
+        gateway=gateway,
+        cluster=cluster,
+        issuer=issuer,
+        graph=graph,
+        manage=False,
+    )
     worst = 0
     try:
         for doc in manifests(paths):
@@ -71,6 +80,7 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
             outcome = await reconcile(deps, body)
             worst = max(worst, _report(kind, namespace, meta["name"], outcome))
     finally:
+        await graph.close()
         await gateway.close()
     return {0: 0, 1: 2, 2: 1}[worst]
 

@@ -12,6 +12,7 @@ from azure.identity.aio import DefaultAzureCredential
 from prometheus_client import start_http_server
 
 from aml_identity.azure.gateway import Gateway
+from aml_identity.azure.graph import GraphGateway
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.registry import build_registry, configure
 from aml_identity.handlers.shell import Memo
@@ -40,7 +41,8 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     cluster = Cluster()
     issuer = settings.oidc_issuer or await cluster.issuer()
     gateway = Gateway(credential(settings), settings)
-    deps = Deps(settings=settings, gateway=gateway, cluster=cluster, issuer=issuer)
+    graph = GraphGateway(gateway.credential, settings)
+    deps = Deps(settings=settings, gateway=gateway, cluster=cluster, issuer=issuer, graph=graph)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf_settings = kopf.OperatorSettings()
@@ -70,4 +72,5 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
             stop_flag=stop,
         )
     finally:
+        await graph.close()
         await gateway.close()

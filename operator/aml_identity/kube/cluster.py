@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client, config
@@ -155,3 +157,95 @@ class Cluster:
                 )
 
         await asyncio.to_thread(write)
+
+    # --- credential Secrets ---
+
+    async def get_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        def read() -> StoredSecret | None:
+            try:
+                secret = self.core.read_namespaced_secret(name, namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+            meta = secret.metadata
+            return StoredSecret(
+                data={k: base64.b64decode(v) for k, v in (secret.data or {}).items()},
+                labels=dict(meta.labels or {}),
+                annotations=dict(meta.annotations or {}),
+                resource_version=meta.resource_version,
+            )
+
+        return await asyncio.to_thread(read)
+
+    async def put_secret(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        data: dict[str, bytes],
+        labels: dict[str, str],
+        annotations: dict[str, str | None],
+        current: StoredSecret | None,
+    ) -> None:
+        """Create the Secret, or patch it to exactly `data` if unchanged since `current`
+        was read: the resourceVersion is a precondition, so a concurrent writer makes
+        this fail with 409 instead of being overwritten. None annotations are removed."""
+
+        def write() -> None:
+            encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+            if current is None:
+                body = client.V1Secret(
+                    metadata=client.V1ObjectMeta(
+                        name=name,
+                        namespace=namespace,
+                        labels=labels,
+                        annotations={k: v for k, v in annotations.items() if v is not None},
+                    ),
+                    type="Opaque",
+                    data=encoded,
+                )
+                self.core.create_namespaced_secret(namespace, body)
+                return
+            stale: dict[str, str | None] = {k: None for k in current.data if k not in data}
+            patch = {
+                "metadata": {
+                    "resourceVersion": current.resource_version,
+                    "labels": labels,
+                    "annotations": annotations,
+                },
+                "data": {**stale, **encoded},
+            }
+            self.core.patch_namespaced_secret(name, namespace, patch)
+
+        await asyncio.to_thread(write)
+
+    async def annotate_secret(
+        self, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        def write() -> None:
+            self.core.patch_namespaced_secret(
+                name, namespace, {"metadata": {"annotations": annotations}}
+            )
+
+        await asyncio.to_thread(write)
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        def write() -> None:
+            try:
+                self.core.delete_namespaced_secret(name, namespace)
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+        await asyncio.to_thread(write)
+
+
+@dataclass(frozen=True)
+class StoredSecret:
+    """A Secret's decoded data and metadata. Never logged: `data` holds key material."""
+
+    data: dict[str, bytes] = field(repr=False)
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    resource_version: str | None

@@ -74,6 +74,12 @@ class RotationState:
     active: str | None  # key id the store (Secret or Key Vault) serves now
     previous: str | None  # key id being retired
     switched_at: datetime | None  # when the store switched from previous to active
+    # Keys the store could start serving. A Secret can serve only a key issued in the same
+    # step (its private key exists nowhere else), so it passes an empty set; None means any.
+    switchable: frozenset[str] | None = None
+
+    def can_switch_to(self, key_id: str) -> bool:
+        return self.switchable is None or key_id in self.switchable
 
 
 class Action(StrEnum):
@@ -102,14 +108,21 @@ def next_step(
     active = keys.get(state.active) if state.active else None
     if active is None:
         newest = max(state.registered, key=lambda k: k.not_after, default=None)
-        if newest is not None and newest.not_after > now and newest.key_id != state.previous:
+        if (
+            newest is not None
+            and newest.not_after > now
+            and newest.key_id != state.previous
+            and state.can_switch_to(newest.key_id)
+        ):
             return Step(Action.SWITCH, newest.key_id, "the store serves no registered key")
         return Step(Action.ISSUE, reason="no valid key is registered")
     # A key added for a rotation that has not switched yet: switch now.
     pending = [
         k
         for k in state.registered
-        if k.key_id not in (state.active, state.previous) and k.not_after > active.not_after
+        if k.key_id not in (state.active, state.previous)
+        and k.not_after > active.not_after
+        and state.can_switch_to(k.key_id)
     ]
     if pending:
         return Step(

@@ -47,6 +47,25 @@ def desired_identity(
     mi = spec.managed_identity
     if mi is None:
         raise SpecError("spec.managedIdentity is required for a managed identity")
+    credentials = desired_federated_credentials(spec, owner, issuer)
+    tags = {
+        **mi.tags,
+        **ownership_tags(owner.cluster_id, KIND, owner.namespace, owner.name, owner.uid),
+    }
+    return DesiredIdentity(
+        subscription=mi.subscription_id or default_subscription,
+        resource_group=mi.resource_group,
+        name=mi.name or identity_name(owner.namespace, owner.name),
+        location=mi.location,
+        tags=tags,
+        federated_credentials=credentials,
+    )
+
+
+def desired_federated_credentials(
+    spec: WorkloadIdentitySpec, owner: Owner, issuer: str
+) -> tuple[FederatedCredential, ...]:
+    """One credential per service account (issuer: this cluster), then the extra ones."""
     credentials = [
         FederatedCredential(
             name=service_account_credential_name(sa.name),
@@ -68,18 +87,18 @@ def desired_identity(
     trusts = [(c.issuer, c.subject) for c in credentials]
     if len(set(trusts)) != len(trusts):
         raise SpecError("two federated credentials trust the same issuer and subject")
-    tags = {
-        **mi.tags,
-        **ownership_tags(owner.cluster_id, KIND, owner.namespace, owner.name, owner.uid),
-    }
-    return DesiredIdentity(
-        subscription=mi.subscription_id or default_subscription,
-        resource_group=mi.resource_group,
-        name=mi.name or identity_name(owner.namespace, owner.name),
-        location=mi.location,
-        tags=tags,
-        federated_credentials=tuple(credentials),
-    )
+    return tuple(credentials)
+
+
+def plan_federated_credentials(
+    desired: tuple[FederatedCredential, ...], observed: list[FederatedCredential]
+) -> tuple[tuple[FederatedCredential, ...], tuple[str, ...]]:
+    """(credentials to put, names to delete): same for identities and applications."""
+    current = {c.name: c for c in observed}
+    wanted = {c.name: c for c in desired}
+    put = tuple(c for name, c in wanted.items() if current.get(name) != c)
+    delete = tuple(name for name in current if name not in wanted)
+    return put, delete
 
 
 @dataclass(frozen=True)
@@ -141,10 +160,9 @@ def plan_identity(
     else:
         where = f"{desired.resource_group} ({desired.location})"
         changes.append(f"create managed identity {desired.name} in {where}")
-    current = {c.name: c for c in ([] if create else observed_credentials)}
-    wanted = {c.name: c for c in desired.federated_credentials}
-    put = tuple(c for name, c in wanted.items() if current.get(name) != c)
-    delete = tuple(name for name in current if name not in wanted)
+    put, delete = plan_federated_credentials(
+        desired.federated_credentials, [] if create else observed_credentials
+    )
     changes += [f"put federated credential {c.name} ({c.issuer}, {c.subject})" for c in put]
     changes += [f"delete federated credential {name}" for name in delete]
     return IdentityPlan(

@@ -78,3 +78,20 @@ def owned_by(tags: dict[str, str], uid: str) -> bool:
     return (
         tags.get(f"{TAG_PREFIX}.uid") == uid and tags.get(f"{TAG_PREFIX}.managed-by") == MANAGED_BY
     )
+
+
+def application_unique_name(cluster_id: str, namespace: str, name: str, uid: str) -> str:
+    """The uniqueName of the application a WorkloadIdentity owns: stable across
+    operator restarts, so creating it is an upsert that cannot make a duplicate."""
+    return "aml-identity-" + str(
+        uuid.uuid5(NAMESPACE, f"app|{cluster_id}|{namespace}|{name}|{uid}")
+    )
+
+
+def ownership_tag_list(tags: dict[str, str]) -> list[str]:
+    """Graph applications carry tags as strings: key:value."""
+    return [f"{key}:{value}" for key, value in sorted(tags.items())]
+
+
+def owned_by_list(tags: tuple[str, ...] | list[str], uid: str) -> bool:
+    return owned_by(dict(t.split(":", 1) for t in tags if ":" in t), uid)
