@@ -240,7 +240,9 @@ async def _rotate(
     try:
         duration = parse_duration(spec.duration)
         overlap = parse_duration(spec.overlap)
-        renew_before = parse_duration(spec.renew_before) if spec.renew_before else None
+        # cert-manager's default, from the spec's duration: renew with a third left. (From
+        # the certificate's own window it would include the clock-skew backdating.)
+        renew_before = parse_duration(spec.renew_before) if spec.renew_before else duration / 3
     except ValueError as error:
         return Outcome(Reason.INVALID_SPEC, str(error))
     stored = await deps.cluster.get_secret(owner.namespace, secret_name)

@@ -1,0 +1,297 @@
+"""WorkloadIdentity (servicePrincipal form) against the real control plane and azlocal:
+an application the operator owns, a certificate in a Secret that azure-identity uses
+as-is, rotation with overlap, client secrets, deletion and Orphan."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.api_error import APIError
+from msgraph.graph_service_client import GraphServiceClient
+
+from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.azure import Arm, certificate_credential, secret_credential
+from support.graph import as_principal
+from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.poll import wait_until
+from support.world import ENDPOINT, ML_API, WORKSPACE
+
+ARM_SCOPE = "https://management.azure.com/.default"
+OTHER_WORKSPACE = WORKSPACE.replace("ws-prod", "ws-dev")
+
+
+def secret_data(cluster: LocalCluster, name: str, namespace: str) -> dict[str, bytes]:
+    obj = get(cluster, "secret", name, namespace)
+    assert obj is not None, f"Secret {name} missing"
+    return {k: base64.b64decode(v) for k, v in obj["data"].items()}
+
+
+def pem_file(cluster: LocalCluster, name: str, namespace: str, path: Path) -> Path:
+    """Write the Secret's client-certificate.pem where a mounted volume would put it."""
+    path.write_bytes(secret_data(cluster, name, namespace)["client-certificate.pem"])
+    return path
+
+
+def application(az: AzLocal, app_id: str) -> Any:
+    async def work(graph: GraphServiceClient) -> Any:
+        try:
+            return await graph.applications_with_app_id(app_id).get()
+        except APIError as error:
+            if error.response_status_code == 404:
+                return None
+            raise
+
+    return as_principal(az, "platform-admin", work)
+
+
+def bind_reader(cluster: LocalCluster, namespace: str, identity: str) -> None:
+    """Reader on one workspace only: inside it calls succeed, outside they are refused."""
+    apply(
+        cluster,
+        "MLRoleBinding",
+        f"{identity}-reader",
+        {
+            "role": {"builtIn": "Reader"},
+            "subjects": [{"workloadIdentity": identity}],
+            "scope": {"resourceId": WORKSPACE},
+        },
+        namespace,
+    )
+    wait_ready(cluster, "mlrb", f"{identity}-reader", namespace)
+
+
+def read_workspace(az: AzLocal, credential: Any, workspace: str = WORKSPACE) -> int:
+    response = Arm(az, credential, retry_total=0).send("GET", workspace, ML_API)
+    return int(response.status_code)
+
+
+def test_certificate_in_a_secret_works_within_its_role(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "deployer",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-deployer",
+                "credential": {"certificate": {"secretName": "deployer-cert"}},
+            }
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "wid", "deployer", namespace, timeout=90)
+    status = obj["status"]
+    app = application(azlocal, status["clientId"])
+    assert app is not None
+    assert app.display_name == "ml-deployer"
+    assert str(app.id) == status["applicationObjectId"]
+    assert f"aml-identity.uid:{obj['metadata']['uid']}" in (app.tags or [])
+    [key] = app.key_credentials
+    credential_status = status["credential"]
+    assert credential_status["kind"] == "Certificate"
+    assert credential_status["keyId"] == str(key.key_id)
+    assert credential_status["previous"] is None
+    assert credential_status["renewalTime"] < credential_status["notAfter"]
+
+    data = secret_data(cluster, "deployer-cert", namespace)
+    assert data["AZURE_CLIENT_ID"].decode() == status["clientId"]
+    assert data["AZURE_TENANT_ID"].decode() == azlocal.tenant_id
+    assert b"BEGIN CERTIFICATE" in data["tls.crt"]
+    assert b"PRIVATE KEY" in data["tls.key"]
+    # Only the public certificate went to Entra; the key is nowhere in status or events.
+    events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    key_body = data["tls.key"].decode().splitlines()[1]
+    assert key_body not in events
+    assert key_body not in json.dumps(obj)
+    assert key_body not in operator.logs()
+
+    bind_reader(cluster, namespace, "deployer")
+    credential = certificate_credential(
+        azlocal,
+        status["clientId"],
+        str(pem_file(cluster, "deployer-cert", namespace, tmp_path / "c.pem")),
+    )
+    assert credential.get_token(ARM_SCOPE).token
+    wait_until(
+        lambda: read_workspace(azlocal, credential) == 200,
+        timeout=30,
+        what="the certificate principal to read its workspace",
+    )
+    assert read_workspace(azlocal, credential, OTHER_WORKSPACE) == 403
+    refused = Arm(azlocal, credential, retry_total=0).send(
+        "PUT", ENDPOINT, ML_API, {"location": "westeurope", "properties": {"authMode": "Key"}}
+    )
+    assert refused.status_code == 403
+
+    expiry = [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith("aml_identity_credential_expiry_timestamp_seconds{")
+        and f'namespace="{namespace}"' in line
+    ]
+    assert len(expiry) == 1
+    assert 'slot="current"' in expiry[0]
+
+    # Deletion removes the application (with its service principal) and the Secret.
+    cluster.kubectl("delete", "mlrb", "deployer-reader", "-n", namespace)
+    cluster.kubectl("delete", "wid", "deployer", "-n", namespace)
+    wait_gone(cluster, "wid", "deployer", namespace)
+    assert application(azlocal, status["clientId"]) is None
+    assert get(cluster, "secret", "deployer-cert", namespace) is None
+    with pytest.raises(ClientAuthenticationError):
+        certificate_credential(azlocal, status["clientId"], str(tmp_path / "c.pem")).get_token(
+            ARM_SCOPE
+        )
+
+
+def test_rotation_keeps_a_working_certificate_at_every_moment(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """Short durations; a client re-reads the Secret and signs in over and over, as a
+    workload watching its mounted Secret would. Every attempt must succeed."""
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "rotating",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-rotating",
+                "credential": {
+                    "certificate": {"duration": "60s", "renewBefore": "40s", "overlap": "15s"}
+                },
+            }
+        },
+        namespace,
+    )
+    status = wait_ready(cluster, "wid", "rotating", namespace, timeout=90)["status"]
+    client_id = status["clientId"]
+    first = status["credential"]["thumbprint"]
+    seen: list[str] = []
+    failures: list[str] = []
+    removed_previous = False
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        data = secret_data(cluster, "rotating-credentials", namespace)
+        path = tmp_path / f"attempt-{len(seen)}.pem"
+        path.write_bytes(data["client-certificate.pem"])
+        thumb = _thumbprint(data["tls.crt"])
+        if not seen or seen[-1] != thumb:
+            seen.append(thumb)
+        try:
+            certificate_credential(azlocal, client_id, str(path)).get_token(ARM_SCOPE)
+        except ClientAuthenticationError as error:
+            failures.append(f"{thumb}: {error.message}")
+        current = (get(cluster, "wid", "rotating", namespace) or {}).get("status", {})
+        credential = current.get("credential") or {}
+        # Done once the status describes the new certificate with no previous one left:
+        # the old key was removed after its overlap.
+        if (
+            len(seen) >= 2
+            and credential.get("thumbprint") == seen[-1]
+            and credential.get("previous") is None
+        ):
+            removed_previous = True
+            break
+        time.sleep(0.5)  # pacing of the client loop, not synchronisation
+    assert not failures, failures
+    assert seen[0] == first
+    assert len(seen) >= 2, f"no rotation observed: {seen}"
+    assert removed_previous, "the previous certificate was never retired"
+    app = application(azlocal, client_id)
+    assert len(app.key_credentials) == 1
+    # The retired certificate no longer signs in: it was removed, not left behind.
+    with pytest.raises(ClientAuthenticationError, match="AADSTS700027"):
+        certificate_credential(azlocal, client_id, str(tmp_path / "attempt-0.pem")).get_token(
+            ARM_SCOPE
+        )
+    cluster.kubectl("delete", "wid", "rotating", "-n", namespace)
+    wait_gone(cluster, "wid", "rotating", namespace)
+
+
+def test_client_secret_is_discouraged_but_works_and_orphan_keeps_everything(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    namespace: str,
+) -> None:
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "legacy",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-legacy",
+                "credential": {"clientSecret": {}},
+            },
+            "deletionPolicy": "Orphan",
+        },
+        namespace,
+    )
+    obj = wait_ready(cluster, "wid", "legacy", namespace, timeout=90)
+    status = obj["status"]
+    assert status["credential"]["kind"] == "ClientSecret"
+    assert status["credential"]["discouraged"] is True
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert "discouraged" in ready["message"]
+    data = secret_data(cluster, "legacy-credentials", namespace)
+    text = data["AZURE_CLIENT_SECRET"].decode()
+    assert text not in json.dumps(obj)
+    assert text not in operator.logs()
+    credential = secret_credential(azlocal, status["clientId"], text)
+    assert credential.get_token(ARM_SCOPE).token
+
+    cluster.kubectl("delete", "wid", "legacy", "-n", namespace)
+    wait_gone(cluster, "wid", "legacy", namespace)
+    assert application(azlocal, status["clientId"]) is not None
+    assert get(cluster, "secret", "legacy-credentials", namespace) is not None
+    assert secret_credential(azlocal, status["clientId"], text).get_token(ARM_SCOPE).token
+
+
+def test_a_secret_the_operator_did_not_write_is_left_alone(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    cluster.kubectl(
+        "create", "secret", "generic", "taken", "-n", namespace, "--from-literal=owner=someone"
+    )
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "squatter",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-squatter",
+                "credential": {"certificate": {"secretName": "taken"}},
+            }
+        },
+        namespace,
+    )
+    found = wait_reason(cluster, "wid", "squatter", "NotOwned", namespace, timeout=90)
+    assert "Secret taken" in found["message"]
+    assert secret_data(cluster, "taken", namespace) == {"owner": b"someone"}
+    cluster.kubectl("delete", "wid", "squatter", "-n", namespace)
+    wait_gone(cluster, "wid", "squatter", namespace)
+    assert secret_data(cluster, "taken", namespace) == {"owner": b"someone"}
+
+
+def _thumbprint(pem: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_pem_x509_certificate(pem)
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
