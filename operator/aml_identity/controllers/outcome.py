@@ -9,6 +9,7 @@ from aml_identity.api.common import Reason
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
+from aml_identity.azure.vault import VaultGateway
 from aml_identity.kube.cluster import Cluster
 from aml_identity.settings import Settings
 
@@ -53,4 +54,5 @@ class Deps:
     cluster: Cluster
     issuer: str
     graph: GraphGateway
+    vault: VaultGateway
     manage: bool = True  # False for `aml-identity plan`: observe only, never write

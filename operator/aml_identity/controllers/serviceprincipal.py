@@ -5,18 +5,23 @@ in a Kubernetes Secret and rotated with overlap."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aml_identity.api.common import ManagementPolicy, Reason
-from aml_identity.api.observed import Application, KeyCredential, PasswordCredential
+from aml_identity.api.observed import Application
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure
-from aml_identity.azure.graph import NewKey
+from aml_identity.controllers.credentialstores import (
+    KeyListError,
+    NotOwnedError,
+    SecretStore,
+    Store,
+    VaultStore,
+    View,
+)
 from aml_identity.controllers.outcome import Deps, Event, Outcome
-from aml_identity.kube.cluster import StoredSecret
 from aml_identity.metrics import CREDENTIAL_EXPIRY
 from aml_identity.reconcile import secretstore
 from aml_identity.reconcile.credentials import (
@@ -43,7 +48,6 @@ from aml_identity.reconcile.names import (
     ownership_tag_list,
     ownership_tags,
 )
-from aml_identity.reconcile.x509 import issue_self_signed, pem_certificate_der, thumbprint
 
 KIND = "WorkloadIdentity"
 MAX_STEPS = 4  # issue, remove a stray, remove the previous key: never more per pass
@@ -183,33 +187,27 @@ def _failed(failure: AzureFailure, doing: str, progress: Progress) -> Outcome:
     return outcome
 
 
-# --- credentials in a Secret ---
+# --- the credential ---
 
 
-@dataclass
-class SecretRotation:
-    """The facts rotation decides on, read from the application and the Secret."""
-
-    keys: list[Key]  # managed keys registered on the application
-    active: str | None
-    previous: str | None
-    switched_at: datetime | None
-
-
-def _read_rotation(
-    stored: StoredSecret | None,
-    managed: list[KeyCredential] | list[PasswordCredential],
-    served: str | None,
-) -> SecretRotation:
-    ids = {c.key_id for c in managed}
-    annotations = stored.annotations if stored else {}
-    previous = annotations.get(secretstore.PREVIOUS_KEY_ID)
-    return SecretRotation(
-        keys=[Key(c.key_id, c.not_before, c.not_after) for c in managed],
-        active=served if served in ids else None,
-        previous=previous if previous in ids else None,
-        switched_at=secretstore.parse_time(annotations.get(secretstore.SWITCHED_AT)),
-    )
+def _store(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    app: Application,
+    identity: secretstore.Identity,
+) -> Store:
+    sp = resource.spec.service_principal
+    assert sp is not None
+    assert sp.credential is not None
+    certificate = sp.credential.certificate
+    if certificate is not None and certificate.key_vault is not None:
+        vault = certificate.key_vault
+        return VaultStore(deps, owner, app, vault.vault_url, vault.certificate_name)
+    spec = certificate or sp.credential.client_secret
+    assert spec is not None
+    name = spec.secret_name or f"{owner.name}-credentials"
+    return SecretStore(deps, owner, app, name, identity, certificate=certificate is not None)
 
 
 async def _rotate(
@@ -227,16 +225,8 @@ async def _rotate(
     sp = resource.spec.service_principal
     assert sp is not None
     assert sp.credential is not None
-    certificate, secret = sp.credential.certificate, sp.credential.client_secret
-    spec = certificate or secret
+    spec = sp.credential.certificate or sp.credential.client_secret
     assert spec is not None
-    if certificate is not None and certificate.key_vault is not None:
-        return Outcome(
-            Reason.INVALID_SPEC,
-            "certificate.keyVault is not supported by this version of the operator yet; "
-            "use secretName",
-        )
-    secret_name = spec.secret_name or f"{owner.name}-credentials"
     try:
         duration = parse_duration(spec.duration)
         overlap = parse_duration(spec.overlap)
@@ -245,165 +235,88 @@ async def _rotate(
         renew_before = parse_duration(spec.renew_before) if spec.renew_before else duration / 3
     except ValueError as error:
         return Outcome(Reason.INVALID_SPEC, str(error))
-    stored = await deps.cluster.get_secret(owner.namespace, secret_name)
-    if stored is not None and stored.labels.get(secretstore.OWNER_LABEL) != owner.uid:
-        message = f"Secret {secret_name} exists and is not managed by this WorkloadIdentity"
-        return Outcome(Reason.NOT_OWNED, message, events=[Event("Warning", "NotOwned", message)])
-    kind = "Certificate" if certificate is not None else "ClientSecret"
-    keys = list(app.keys)
-    passwords = list(app.passwords)
-
-    def managed() -> list[KeyCredential] | list[PasswordCredential]:
-        if kind == "Certificate":
-            return [k for k in keys if secretstore.is_managed_key(k.display_name)]
-        return [p for p in passwords if secretstore.is_managed_key(p.display_name)]
-
-    served: str | None = None
-    if stored is not None:
-        if kind == "Certificate" and "tls.crt" in stored.data:
-            served_thumb = thumbprint(pem_certificate_der(stored.data["tls.crt"]))
-            served = next((k.key_id for k in keys if k.thumbprint == served_thumb), None)
-        elif kind == "ClientSecret" and "AZURE_CLIENT_SECRET" in stored.data:
-            served = stored.annotations.get(secretstore.KEY_ID)
-    state = _read_rotation(stored, managed(), served)
+    store = _store(deps, resource, owner, app, identity)
     now = clock()
-    for _ in range(MAX_STEPS):
-        active_key = next((k for k in state.keys if k.key_id == state.active), None)
-        if active_key is not None and active_key.not_after <= now:
-            progress.note(
-                "CredentialExpired",
-                f"{kind} {active_key.key_id} expired at {active_key.not_after:%Y-%m-%dT%H:%M:%SZ} "
-                "before it was renewed; issuing a new one",
-                warning=True,
+    view: View | None = None
+    try:
+        for _ in range(MAX_STEPS):
+            view = await store.read()
+            active = next((k for k in view.keys if k.key_id == view.active), None)
+            if active is not None and active.not_after <= now:
+                progress.note(
+                    "CredentialExpired",
+                    f"{store.kind} {active.key_id} in {store.where} expired at "
+                    f"{_iso(active.not_after)} before it was renewed; issuing a new one",
+                    warning=True,
+                )
+            step = next_step(
+                RotationState(
+                    view.keys, view.active, view.previous, view.switched_at, view.switchable
+                ),
+                now,
+                renew_before=renew_before,
+                overlap=overlap,
             )
-        step = next_step(
-            RotationState(
-                tuple(state.keys),
-                state.active,
-                state.previous,
-                state.switched_at,
-                switchable=frozenset(),
-            ),
-            now,
-            renew_before=renew_before,
-            overlap=overlap,
-        )
-        try:
+            if step.action is Action.NOTHING:
+                break
             if step.action is Action.ISSUE:
                 not_before, not_after = validity_window(now, duration)
-                label = secretstore.key_display_name(owner.namespace, owner.name, not_after)
-                if kind == "Certificate":
-                    issued = issue_self_signed(
-                        f"aml-identity {owner.namespace}/{owner.name}", not_before, not_after
-                    )
-                    new_id = str(uuid.uuid4())
-                    await deps.graph.set_keys(
-                        app.object_id,
-                        [_keep(k) for k in keys]
-                        + [NewKey(new_id, label, issued.der, not_before, not_after)],
-                    )
-                    keys.append(
-                        KeyCredential(
-                            new_id, label, issued.thumbprint, not_before, not_after, issued.der
-                        )
-                    )
-                    data = secretstore.certificate_data(identity, issued.cert_pem, issued.key_pem)
-                    what = f"certificate {issued.thumbprint}"
-                else:
-                    password, text = await deps.graph.add_password(app.object_id, label, not_after)
-                    passwords.append(password)
-                    new_id = password.key_id
-                    data = secretstore.client_secret_data(identity, text)
-                    what = f"client secret {password.hint}…"
-                progress.writes += 1
-                previous = (
-                    state.active if active_key is not None and active_key.not_after > now else None
-                )
-                await deps.cluster.put_secret(
-                    owner.namespace,
-                    secret_name,
-                    data=data,
-                    labels={
-                        secretstore.OWNER_LABEL: owner.uid,
-                        secretstore.MANAGED_BY_LABEL: secretstore.MANAGED_BY,
-                    },
-                    annotations=secretstore.rotation_annotations(new_id, previous, now),
-                    current=stored,
-                )
-                stored = await deps.cluster.get_secret(owner.namespace, secret_name)
+                what = await store.issue(now, not_before, not_after)
+                rotated = view.active is not None
                 progress.note(
-                    "Rotated" if previous else "Issued",
-                    f"Registered {what} (key {new_id}, valid until "
-                    f"{not_after:%Y-%m-%dT%H:%M:%SZ}) and wrote it to Secret {secret_name}"
-                    + (f"; key {previous} stays valid for {spec.overlap}" if previous else ""),
+                    "Rotated" if rotated else "Issued",
+                    f"Registered {what}, valid until {_iso(not_after)}, and put it in "
+                    f"{store.where}"
+                    + (f"; the previous key stays valid for {spec.overlap}" if rotated else ""),
                 )
-                state = _read_rotation(stored, managed(), new_id)
-            elif step.action is Action.REMOVE:
+            elif step.action is Action.SWITCH:
+                assert step.key_id is not None
+                await store.switch(step.key_id, now)
+                progress.note("Switched", f"{store.where} now serves key {step.key_id}")
+            else:
                 assert step.key_id is not None
                 remove_key(
-                    tuple(state.keys),
+                    view.keys,
                     step.key_id,
-                    active=state.active,
-                    previous=state.previous,
-                    switched_at=state.switched_at,
+                    active=view.active,
+                    previous=view.previous,
+                    switched_at=view.switched_at,
                     now=now,
                     overlap=overlap,
                 )
-                if kind == "Certificate":
-                    keys = [k for k in keys if k.key_id != step.key_id]
-                    await deps.graph.set_keys(app.object_id, [_keep(k) for k in keys])
-                else:
-                    await deps.graph.remove_password(app.object_id, step.key_id)
-                    passwords = [p for p in passwords if p.key_id != step.key_id]
-                progress.writes += 1
-                progress.note("KeyRemoved", f"Removed {kind} key {step.key_id}: {step.reason}")
-                if step.key_id == state.previous and stored is not None:
-                    await deps.cluster.annotate_secret(
-                        owner.namespace,
-                        secret_name,
-                        {secretstore.PREVIOUS_KEY_ID: None, secretstore.SWITCHED_AT: None},
-                    )
-                    stored = await deps.cluster.get_secret(owner.namespace, secret_name)
-                state = _read_rotation(stored, managed(), state.active)
-            else:
-                break
-        except AzureFailure as failure:
-            return _credential_failure(
-                deps, owner, state, failure, kind, now, renew_before, progress
-            )
-        except ValueError as error:  # remove_key refused: a bug, never a silent drop
-            return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
-    status["credential"] = _credential_status(kind, state, keys, renew_before)
-    _export_expiry(owner, state)
+                await store.remove(step.key_id)
+                if step.key_id == view.previous:
+                    await store.forget_previous()
+                progress.note(
+                    "KeyRemoved", f"Removed {store.kind} key {step.key_id}: {step.reason}"
+                )
+            progress.writes += 1
+        view = await store.read()
+    except NotOwnedError as error:
+        return Outcome(
+            Reason.NOT_OWNED, str(error), events=[Event("Warning", "NotOwned", str(error))]
+        )
+    except AzureFailure as failure:
+        return _credential_failure(view, failure, store.kind, now, renew_before, progress)
+    except (KeyListError, ValueError) as error:  # never a silent drop of a key in use
+        return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
+    status["credential"] = _credential_status(store.kind, view, renew_before)
+    _export_expiry(owner, view)
     return None
 
 
-def _keep(key: KeyCredential) -> NewKey:
-    if key.der is None:
-        raise AzureFailure(
-            retryable=True,
-            reason=Reason.AZURE_ERROR,
-            delay=60.0,
-            status=None,
-            code=None,
-            message=f"Graph returned key {key.key_id} without its certificate; not rewriting "
-            "the key list, which would drop it",
-            request_id=None,
-        )
-    return NewKey(key.key_id, key.display_name, key.der, key.not_before, key.not_after)
-
-
 def _credential_failure(
-    deps: Deps,
-    owner: Owner,
-    state: SecretRotation,
+    state: View | None,
     failure: AzureFailure,
     kind: str,
     now: datetime,
     renew_before: timedelta | None,
     progress: Progress,
 ) -> Outcome:
+    """A failed rotation; louder (CredentialExpiring/Expired) when expiry is near."""
     outcome = _failed(failure, f"rotating the {kind.lower()}", progress)
+    if state is None:
+        return outcome
     active = next((k for k in state.keys if k.key_id == state.active), None)
     if active is None:
         return outcome
@@ -427,9 +340,12 @@ def _credential_failure(
 
 
 def _credential_status(
-    kind: str, state: SecretRotation, keys: list[KeyCredential], renew_before: timedelta | None
+    kind: str, state: View | None, renew_before: timedelta | None
 ) -> dict[str, object]:
-    thumbs = {k.key_id: k.thumbprint for k in keys}
+    status: dict[str, object] = {"kind": kind, "discouraged": kind == "ClientSecret"}
+    if state is None:
+        return status
+    thumbs = state.thumbprints
 
     def facts(key: Key) -> dict[str, object]:
         return {
@@ -442,7 +358,6 @@ def _credential_status(
 
     active = next((k for k in state.keys if k.key_id == state.active), None)
     previous = next((k for k in state.keys if k.key_id == state.previous), None)
-    status: dict[str, object] = {"kind": kind, "discouraged": kind == "ClientSecret"}
     if active is not None:
         status |= facts(active)
     status["previous"] = facts(previous) | {"renewalTime": None} if previous else None
@@ -453,7 +368,9 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _export_expiry(owner: Owner, state: SecretRotation) -> None:
+def _export_expiry(owner: Owner, state: View | None) -> None:
+    if state is None:
+        return
     for slot, key_id in (("current", state.active), ("previous", state.previous)):
         key = next((k for k in state.keys if k.key_id == key_id), None)
         labels = (owner.namespace, owner.name, slot)
@@ -482,13 +399,19 @@ async def delete(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
         )
     unique, *_ = application_of(resource, owner)
     events: list[Event] = []
+    sp = resource.spec.service_principal
     try:
         app = await deps.graph.get_application(unique)
+        if app is not None and not owned_by_list(app.tags, owner.uid):
+            return Outcome(Reason.DELETING, f"application {app.app_id} is not ours: left in place")
+        if sp is not None and sp.credential is not None:
+            # The store first: without the application, nothing could be retried.
+            placeholder = app or Application("", "", "", None, ())
+            identity = secretstore.Identity(placeholder.app_id, deps.settings.tenant_id, "")
+            deleted = await _store(deps, resource, owner, placeholder, identity).delete()
+            if deleted:
+                events.append(Event("Normal", "Deleted", deleted))
         if app is not None:
-            if not owned_by_list(app.tags, owner.uid):
-                return Outcome(
-                    Reason.DELETING, f"application {app.app_id} is not ours: left in place"
-                )
             await deps.graph.delete_application(app.object_id)
             events.append(
                 Event(
@@ -498,22 +421,12 @@ async def delete(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
                 )
             )
     except AzureFailure as failure:
-        outcome = Outcome.from_failure(failure, "deleting the application")
+        outcome = Outcome.from_failure(failure, "deleting the application and its credential")
         outcome.reason = Reason.DELETION_BLOCKED
         return outcome
-    sp = resource.spec.service_principal
-    spec = (
-        sp.credential.certificate or sp.credential.client_secret if sp and sp.credential else None
-    )
-    if spec is not None:
-        secret_name = spec.secret_name or f"{owner.name}-credentials"
-        stored = await deps.cluster.get_secret(owner.namespace, secret_name)
-        if stored is not None and stored.labels.get(secretstore.OWNER_LABEL) == owner.uid:
-            await deps.cluster.delete_secret(owner.namespace, secret_name)
-            events.append(Event("Normal", "Deleted", f"Deleted Secret {secret_name}"))
     return Outcome(
         Reason.DELETING,
         "deleted the application, its service principal and credentials",
         events=events,
-        azure_writes=1 if events else 0,
+        azure_writes=len(events),
     )

@@ -19,6 +19,7 @@ from aml_identity.api import GROUP
 from aml_identity.api.common import Reason
 from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
+from aml_identity.azure.vault import VaultGateway
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.handlers.registry import KINDS
 from aml_identity.handlers.runner import credential
@@ -44,6 +45,7 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
     cluster = Cluster()
     gateway = Gateway(credential(settings), settings)
     graph = GraphGateway(gateway.credential, settings)
+    vault = VaultGateway(gateway.credential, settings)
     issuer = settings.oidc_issuer or await cluster.issuer()
     deps = Deps(
         settings=settings,
@@ -51,6 +53,7 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
         cluster=cluster,
         issuer=issuer,
         graph=graph,
+        vault=vault,
         manage=False,
     )
     worst = 0
@@ -81,6 +84,7 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
             worst = max(worst, _report(kind, namespace, meta["name"], outcome))
     finally:
         await graph.close()
+        await vault.close()
         await gateway.close()
     return {0: 0, 1: 2, 2: 1}[worst]
 

@@ -13,6 +13,7 @@ from prometheus_client import start_http_server
 
 from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
+from aml_identity.azure.vault import VaultGateway
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.registry import build_registry, configure
 from aml_identity.handlers.shell import Memo
@@ -42,7 +43,10 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     issuer = settings.oidc_issuer or await cluster.issuer()
     gateway = Gateway(credential(settings), settings)
     graph = GraphGateway(gateway.credential, settings)
-    deps = Deps(settings=settings, gateway=gateway, cluster=cluster, issuer=issuer, graph=graph)
+    vault = VaultGateway(gateway.credential, settings)
+    deps = Deps(
+        settings=settings, gateway=gateway, cluster=cluster, issuer=issuer, graph=graph, vault=vault
+    )
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf_settings = kopf.OperatorSettings()
@@ -73,4 +77,5 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
         )
     finally:
         await graph.close()
+        await vault.close()
         await gateway.close()

@@ -111,3 +111,11 @@ def pem_certificate_der(pem: bytes) -> bytes:
 
 def der_to_pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+
+
+def same_public_key(certificate_der: bytes, csr_der: bytes) -> bool:
+    """Does the certificate certify the key of this signing request?"""
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    certificate = x509.load_der_x509_certificate(certificate_der)
+    request = x509.load_der_x509_csr(csr_der)
+    return certificate.public_key().public_bytes(*spki) == request.public_key().public_bytes(*spki)

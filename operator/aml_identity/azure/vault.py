@@ -1,0 +1,150 @@
+"""Thin async adapter over azure-keyvault-certificates, for certificates whose private key
+never leaves the vault.
+
+The operator asks the vault for a key pair and a certificate signing request (issuer
+"Unknown"), has the request's public key certified, registers that certificate on the
+application, and only then merges it into the vault, which makes it the version
+workloads fetch. So a workload can never fetch a certificate Entra does not accept yet.
+The operator never reads the secret (the private key): Key Vault Certificates Officer
+is enough, and it holds no secret-read permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
+from azure.keyvault.certificates.aio import CertificateClient
+
+from aml_identity.azure.errors import classify
+from aml_identity.azure.gateway import CountRequests
+from aml_identity.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VaultCertificate:
+    """The version workloads fetch now, and the facts kept in its tags."""
+
+    version: str
+    der: bytes
+    tags: dict[str, str]
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    csr: bytes  # DER
+
+
+@dataclass
+class VaultGateway:
+    credential: AsyncTokenCredential
+    settings: Settings
+    _clients: dict[str, CertificateClient] = field(default_factory=dict)
+
+    def client(self, vault_url: str) -> CertificateClient:
+        key = vault_url.rstrip("/").lower()
+        if key not in self._clients:
+            options: dict[str, Any] = {"per_retry_policies": [CountRequests()]}
+            if self.settings.ca_bundle:
+                options["connection_verify"] = self.settings.ca_bundle
+            self._clients[key] = CertificateClient(vault_url, self.credential, **options)
+        return self._clients[key]
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+    async def current(self, vault_url: str, name: str) -> VaultCertificate | None:
+        async def run() -> VaultCertificate:
+            cert = await self.client(vault_url).get_certificate(name)
+            props = cert.properties
+            if props is None:
+                raise ValueError(f"Key Vault returned certificate {name} without properties")
+            return VaultCertificate(
+                version=str(props.version),
+                der=bytes(cert.cer or b""),
+                tags=dict(props.tags or {}),
+                not_before=_aware(props.not_before),
+                not_after=_aware(props.expires_on),
+            )
+
+        return await _maybe(run)
+
+    async def pending(self, vault_url: str, name: str) -> PendingRequest | None:
+        """The open certificate request, if there is one still waiting for a merge."""
+
+        async def run() -> PendingRequest | None:
+            operation = await self.client(vault_url).get_certificate_operation(name)
+            if (operation.status or "").lower() != "inprogress" or not operation.csr:
+                return None
+            return PendingRequest(csr=bytes(operation.csr))
+
+        return await _maybe(run)
+
+    async def request(
+        self, vault_url: str, name: str, subject: str, tags: dict[str, str]
+    ) -> PendingRequest:
+        """Have the vault generate an exportable RSA key and a signing request for it."""
+        policy = CertificatePolicy(
+            issuer_name="Unknown",
+            subject=f"CN={subject}",
+            exportable=True,
+            key_type=KeyType.rsa,
+            key_size=2048,
+            reuse_key=False,
+            content_type=CertificateContentType.pem,
+        )
+
+        async def run() -> PendingRequest:
+            created = await self.client(vault_url).create_certificate(name, policy, tags=tags)
+            csr = getattr(created, "csr", None)
+            if not csr:
+                raise ValueError("Key Vault returned no certificate signing request")
+            return PendingRequest(csr=bytes(csr))
+
+        return await _call(run)
+
+    async def merge(self, vault_url: str, name: str, der: bytes, tags: dict[str, str]) -> None:
+        await _call(lambda: self.client(vault_url).merge_certificate(name, [der], tags=tags))
+
+    async def set_tags(self, vault_url: str, name: str, version: str, tags: dict[str, str]) -> None:
+        await _call(
+            lambda: self.client(vault_url).update_certificate_properties(name, version, tags=tags)
+        )
+
+    async def delete(self, vault_url: str, name: str) -> None:
+        async def run() -> None:
+            await self.client(vault_url).delete_certificate(name)
+
+        await _maybe(run)
+
+
+def _aware(value: datetime | None) -> datetime:
+    if value is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def _call(run: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await run()
+    except AzureError as error:
+        raise classify(error) from None
+
+
+async def _maybe(run: Callable[[], Awaitable[T]]) -> T | None:
+    try:
+        return await run()
+    except ResourceNotFoundError:
+        return None
+    except AzureError as error:
+        raise classify(error) from None
