@@ -9,6 +9,7 @@ one allowed and one forbidden operation. Cleans up unless --keep.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -23,7 +24,11 @@ from typing import Any
 
 from azure.core.pipeline import policies
 from azure.core.rest import HttpRequest
-from azure.identity import ClientSecretCredential, WorkloadIdentityCredential
+from azure.identity import (
+    CertificateCredential,
+    ClientSecretCredential,
+    WorkloadIdentityCredential,
+)
 from azure.mgmt.core import ARMPipelineClient
 from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 
@@ -57,7 +62,8 @@ class Check:
     allowed: bool
 
 
-SCENARIOS: list[tuple[str, str, str, list[Check]]] = [
+# (WorkloadIdentity, service account or None for a certificate from its Secret, grant, checks)
+SCENARIOS: list[tuple[str, str | None, str, list[Check]]] = [
     (
         "training-pipeline",
         "trainer",
@@ -118,6 +124,21 @@ SCENARIOS: list[tuple[str, str, str, list[Check]]] = [
                 {"location": "westeurope", "properties": {"authMode": "Key"}},
                 False,
             ),
+        ],
+    ),
+    (
+        "release-script",
+        None,
+        "certificate service principal; custom role ML Model Deployer on rg-ml",
+        [
+            Check(
+                "update online endpoint fraud-endpoint",
+                "PUT",
+                f"{WS}/onlineEndpoints/fraud-endpoint",
+                {"location": "westeurope", "properties": {"authMode": "Key"}},
+                True,
+            ),
+            Check("delete the workspace", "DELETE", WS, None, False),
         ],
     ),
 ]
@@ -275,20 +296,43 @@ def prove_access(cluster: LocalCluster, az: AzLocal, workdir: Path) -> int:
         status = json.loads(
             cluster.kubectl("get", "wid", identity, "-n", NAMESPACE, "-o", "json").stdout
         )["status"]
-        token = cluster.kubectl(
-            "create", "token", account, "-n", NAMESPACE, "--audience=api://AzureADTokenExchange"
-        ).stdout.strip()
-        token_file = workdir / f"{account}.jwt"
-        token_file.write_text(token)
-        credential = WorkloadIdentityCredential(
-            tenant_id=az.tenant_id,
-            client_id=status["clientId"],
-            token_file_path=str(token_file),
-            authority=az.url,
-            connection_verify=str(az.ca_file),
-        )
+        credential: Any
+        if account is None:
+            # As a CI agent outside the cluster would: the certificate copied from the
+            # Secret the operator wrote (client-certificate.pem holds cert and key).
+            secret = json.loads(
+                cluster.kubectl(
+                    "get", "secret", f"{identity}-cert", "-n", NAMESPACE, "-o", "json"
+                ).stdout
+            )
+            pem = workdir / f"{identity}.pem"
+            pem.write_bytes(base64.b64decode(secret["data"]["client-certificate.pem"]))
+            pem.chmod(0o600)
+            credential = CertificateCredential(
+                az.tenant_id,
+                status["clientId"],
+                str(pem),
+                authority=az.url,
+                disable_instance_discovery=True,
+                connection_verify=str(az.ca_file),
+            )
+            who = f"certificate {status['credential']['thumbprint'][:12]}... from Secret"
+        else:
+            token = cluster.kubectl(
+                "create", "token", account, "-n", NAMESPACE, "--audience=api://AzureADTokenExchange"
+            ).stdout.strip()
+            token_file = workdir / f"{account}.jwt"
+            token_file.write_text(token)
+            credential = WorkloadIdentityCredential(
+                tenant_id=az.tenant_id,
+                client_id=status["clientId"],
+                token_file_path=str(token_file),
+                authority=az.url,
+                connection_verify=str(az.ca_file),
+            )
+            who = f"service account {NAMESPACE}/{account}"
         client = arm(az, credential)
-        say(f"\n  {BOLD}{identity}{RESET} (service account {NAMESPACE}/{account}; {grant})")
+        say(f"\n  {BOLD}{identity}{RESET} ({who}; {grant})")
         for check in checks:
             response = call(client, check.method, check.path, ML_API, check.body)
             allowed = response.status_code < 300
