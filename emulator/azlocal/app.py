@@ -9,13 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from . import admin, entra
-from .arm import authorization, msi, resources
+from .arm import authorization, keyvault, msi, resources
 from .arm.router import Router
 from .context import CLIENT_AUTH, OPERATION, PRINCIPAL, RATELIMIT, Context
 from .errors import AadError, ArmError
 
 ARM = Router()
-for provider in (msi.router, authorization.router, resources.router):
+for provider in (msi.router, authorization.router, resources.router, keyvault.router):
     ARM.routes.extend(provider.routes)
 
 TOKEN_PATH = "/oauth2/v2.0/token"  # noqa: S105 (a path, not a secret)

@@ -41,6 +41,9 @@ class Settings:
     # same identity meanwhile gets Azure's 409 (ConcurrentFederatedIdentity...).
     fic_write_seconds: float = 0.05
     clock_offset_seconds: float = 0.0
+    # Key Vault: how many polls of a certificate's pending operation still answer
+    # inProgress before it completes (the create itself always answers inProgress).
+    keyvault_pending_polls: int = 1
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():

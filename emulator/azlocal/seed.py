@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .keyvault.seed import add_vault
 from .store import (
     ArmResource,
     CertificateCredential,
@@ -214,6 +215,8 @@ def _subscription(store: Store, sub: dict[str, Any], now: float) -> None:
                     properties={"provisioningState": "Succeeded"},
                 )
             )
+        for vault in group.get("keyVaults", []):
+            add_vault(store, gid, vault, location, now)
         for resource in group.get("resources", []):
             rid = f"{gid}/providers/{resource['type']}/{resource['name']}"
             store.put(

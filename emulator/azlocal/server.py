@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .app import create_app
 from .context import Context
+from .keyvault.sites import VaultSites, vaults
 from .pki import LOOPBACK_NAMES, CertificateAuthority
 from .seed import DEFAULT_SEED, IssuedCredentials, load
 from .store import Store
@@ -74,6 +75,7 @@ class AzLocal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self.vault_sites = VaultSites(self.ctx)
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
@@ -96,6 +98,10 @@ class AzLocal:
             (p for p in self.ctx.store.principals.values() if p.display_name == display_name), None
         )
 
+    def vault_url(self, name: str) -> str:
+        """The data-plane URL of a seeded Key Vault (its own loopback port)."""
+        return self.vault_sites.url(name)
+
     def env(self) -> dict[str, str]:
         """The environment an Azure SDK client needs to use this azlocal."""
         env = {
@@ -108,6 +114,9 @@ class AzLocal:
             # A process that wants ManagedIdentityCredential points IMDS here.
             "AZLOCAL_IMDS_ENDPOINT": self.url,
         }
+        seeded_vaults = vaults(self.ctx)
+        if seeded_vaults:  # the first vault of the seed (kv-ml in the default seed)
+            env["AZLOCAL_KEYVAULT_URL"] = str(seeded_vaults[0].properties["vaultUri"])
         if self.operator_name:
             env["AZURE_CLIENT_ID"] = self.operator_client_id
             secret = self.issued.secrets.get(self.operator_name)
@@ -132,11 +141,13 @@ class AzLocal:
         app = create_app(self.ctx, self.credentials_dir)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl(), backlog=512)
+        context = self._ssl()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=context, backlog=512)
         await site.start()
         if self.port == 0:
             self.port = int(self._runner.addresses[0][1])
         self.ctx.issuer.issuer_base = self.url
+        await self.vault_sites.start(self.host, context)
 
     def start(self, timeout: float = 30) -> AzLocal:
         def run() -> None:
@@ -162,6 +173,7 @@ class AzLocal:
         return self
 
     async def _shutdown(self) -> None:
+        await self.vault_sites.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import armids
+from .keyvault.model import VaultData
 
 PrincipalKind = Literal["User", "Group", "ServicePrincipal"]
 BUILTIN_ROLE_ID_PREFIX = "/providers/Microsoft.Authorization/roleDefinitions/"
@@ -173,6 +174,8 @@ class Store:
     role_definitions: dict[str, RoleDefinition] = field(default_factory=dict)
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
     operator: dict[str, str] = field(default_factory=dict)  # seed's operator principal
+    # Key Vault data planes by canonical vault id (the vaults themselves are resources).
+    vaults: dict[str, VaultData] = field(default_factory=dict)
 
     # --- resources ---
     def get(self, resource_id: str) -> ArmResource | None:
@@ -243,4 +246,5 @@ class Store:
         store.role_assignments = {
             k: RoleAssignment(**v) for k, v in raw["role_assignments"].items()
         }
+        store.vaults = {k: VaultData.from_json(v) for k, v in raw.get("vaults", {}).items()}
         return store

@@ -86,12 +86,24 @@ def require_scope_exists(req: ArmRequest, scope: str) -> None:
         return
     require_resource_group(req.ctx, sub, group)
     parts = [p for p in scope.split("/") if p]
-    if len(parts) > 4 and req.ctx.store.get(scope) is None:
+    if len(parts) > 4 and req.ctx.store.get(scope) is None and not _vault_object(req, parts):
         raise ArmError(
             404,
             "ResourceNotFound",
             f"The Resource '{'/'.join(parts[5:])}' under resource group '{group}' was not found.",
         )
+
+
+def _vault_object(req: ArmRequest, parts: list[str]) -> bool:
+    """A Key Vault object scope, <vault id>/{certificates,secrets,keys}/<name>, of a vault
+    that exists: Azure accepts role assignments there (the object need not exist yet)."""
+    return (
+        len(parts) == 10
+        and parts[6].lower() == "vaults"
+        and parts[5].lower() == "microsoft.keyvault"
+        and parts[8].lower() in ("certificates", "secrets", "keys")
+        and req.ctx.store.get("/" + "/".join(parts[:8])) is not None
+    )
 
 
 # --- role assignments ---

@@ -208,14 +208,14 @@ def check_api_version(request: web.Request, route: Route) -> None:
         )
 
 
-def authorize(ctx: Context, caller: Caller, action: str, scope: str) -> None:
-    principal_ids = [caller.object_id, *ctx.store.groups_of(caller.object_id)]
-    grants = []
+def grants(ctx: Context) -> list[rbac.Grant]:
+    """Every role assignment with its definition's permissions (ARM and data planes)."""
+    found = []
     for assignment in ctx.store.role_assignments.values():
         definition = ctx.store.role_definition(assignment.role_definition_id)
         if definition is None:
             continue
-        grants.append(
+        found.append(
             rbac.Grant(
                 assignment.principal_id,
                 assignment.scope,
@@ -230,7 +230,12 @@ def authorize(ctx: Context, caller: Caller, action: str, scope: str) -> None:
                 ),
             )
         )
-    if not rbac.is_allowed(grants, principal_ids, action, scope):
+    return found
+
+
+def authorize(ctx: Context, caller: Caller, action: str, scope: str) -> None:
+    principal_ids = [caller.object_id, *ctx.store.groups_of(caller.object_id)]
+    if not rbac.is_allowed(grants(ctx), principal_ids, action, scope):
         raise ArmError(
             403,
             "AuthorizationFailed",
