@@ -459,3 +459,66 @@ def test_certificates_survive_a_restart(tmp_path: Path) -> None:
         assert second.ctx.store.vaults == first.ctx.store.vaults
     finally:
         second.stop()
+
+
+def test_unknown_issuer_waits_for_a_merge_of_a_certificate_for_its_key(azlocal: AzLocal) -> None:
+    """Key Vault keeps the key; the certificate is made elsewhere and merged. Until the
+    merge the operation stays in progress and no version is served."""
+    from azure.keyvault.certificates import CertificateOperation
+
+    client = certificates(azlocal, operator_credential(azlocal))
+    cert_name = name()
+    request_policy = CertificatePolicy(
+        issuer_name="Unknown", subject="CN=merged", exportable=True, content_type=PEM
+    )
+    operation = client.begin_create_certificate(cert_name, request_policy).result()
+    assert isinstance(operation, CertificateOperation)
+    assert operation.status == "inProgress"
+    assert operation.csr is not None
+    request = x509.load_der_x509_csr(bytes(operation.csr))
+    assert client.get_certificate_operation(cert_name).status == "inProgress"
+    with pytest.raises(ResourceNotFoundError):
+        client.get_certificate(cert_name)
+
+    def certify(public_key: object) -> bytes:
+        from datetime import UTC, datetime, timedelta
+
+        from cryptography.hazmat.primitives import serialization
+
+        issuer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "merged")])
+        now = datetime.now(UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(public_key)  # type: ignore[arg-type]
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1))
+            .sign(issuer, hashes.SHA256())
+            .public_bytes(serialization.Encoding.DER)
+        )
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    with pytest.raises(HttpResponseError) as mismatch:
+        client.merge_certificate(cert_name, [certify(stranger)])
+    assert mismatch.value.status_code == 400
+    assert "doesn't match" in str(mismatch.value.message)
+
+    der = certify(request.public_key())
+    merged = client.merge_certificate(cert_name, [der], tags={"k": "v"})
+    assert bytes(merged.cer or b"") == der
+    assert client.get_certificate_operation(cert_name).status == "completed"
+    served = client.get_certificate(cert_name)
+    assert bytes(served.cer or b"") == der
+    assert served.properties is not None
+    assert served.properties.tags == {"k": "v"}
+    client.update_certificate_properties(cert_name, served.properties.version or "", tags={})
+    assert client.get_certificate(cert_name).properties.tags == {}  # type: ignore[union-attr]
+    # The vault's own key, exported as PEM, goes with the merged certificate.
+    admin = admin_credential(azlocal)
+    grant(azlocal, SECRETS_USER, azlocal.principal("platform-admin").object_id, VAULT_ID)
+    value = secrets(azlocal, admin).get_secret(cert_name).value or ""
+    assert "PRIVATE KEY" in value
+    assert base64.b64encode(der).decode()[:40] in "".join(value.splitlines())

@@ -11,17 +11,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+)
 from kiota_abstractions.api_error import APIError
 from msgraph.graph_service_client import GraphServiceClient
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from support.azure import Arm, certificate_credential, secret_credential
+from support.azure import (
+    Arm,
+    admin_credential,
+    certificate_credential,
+    operator_credential,
+    secret_credential,
+)
 from support.graph import as_principal
 from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
 from support.poll import wait_until
-from support.world import ENDPOINT, ML_API, WORKSPACE
+from support.world import ENDPOINT, ML_API, RG_ML, WORKSPACE
 
 ARM_SCOPE = "https://management.azure.com/.default"
 OTHER_WORKSPACE = WORKSPACE.replace("ws-prod", "ws-dev")
@@ -295,3 +305,99 @@ def _thumbprint(pem: bytes) -> str:
 
     cert = x509.load_pem_x509_certificate(pem)
     return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+
+
+VAULT_ID = f"{RG_ML}/providers/Microsoft.KeyVault/vaults/kv-ml"
+
+
+def test_certificate_in_key_vault_never_leaves_the_vault(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    namespace: str,
+) -> None:
+    """Key Vault makes the key; the operator registers the certificate and never reads the
+    secret; a workload allowed to read it fetches it at run time and signs in."""
+    from azure.identity import CertificateCredential
+    from azure.keyvault.certificates import CertificateClient
+    from azure.keyvault.secrets import SecretClient
+
+    vault_url = azlocal.vault_url("kv-ml")
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "vaulted",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-vaulted",
+                "credential": {
+                    "certificate": {
+                        "keyVault": {"vaultUrl": vault_url, "certificateName": "vaulted"}
+                    }
+                },
+            }
+        },
+        namespace,
+    )
+    status = wait_ready(cluster, "wid", "vaulted", namespace, timeout=90)["status"]
+    admin = admin_credential(azlocal)
+    certificates = CertificateClient(vault_url, admin, connection_verify=str(azlocal.ca_file))
+    current = certificates.get_certificate("vaulted")
+    assert current.properties is not None
+    assert (
+        bytes(current.properties.x509_thumbprint).hex().upper()
+        == status["credential"]["thumbprint"]
+    )
+    assert get(cluster, "secret", "vaulted-credentials", namespace) is None
+
+    # The operator holds Certificates Officer only: it cannot read the private key.
+    operator_secrets = SecretClient(
+        vault_url, operator_credential(azlocal), connection_verify=str(azlocal.ca_file)
+    )
+    with pytest.raises(HttpResponseError) as refused:
+        operator_secrets.get_secret("vaulted")
+    assert refused.value.status_code == 403
+
+    # The workload: legacy-ci, granted Key Vault Secrets User on the vault by a binding.
+    legacy = azlocal.principal("legacy-ci")
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "vaulted-secret-reader",
+        {
+            "role": {"builtIn": "Key Vault Secrets User"},
+            "subjects": [{"principalId": legacy.object_id, "principalType": "ServicePrincipal"}],
+            "scope": {"resourceId": VAULT_ID},
+        },
+        namespace,
+    )
+    wait_ready(cluster, "mlrb", "vaulted-secret-reader", namespace)
+    bind_reader(cluster, namespace, "vaulted")
+    runtime = SecretClient(
+        vault_url,
+        secret_credential(azlocal, legacy.app_id, azlocal.issued.secrets["legacy-ci"]),
+        connection_verify=str(azlocal.ca_file),
+    )
+    pem = runtime.get_secret("vaulted").value
+    assert pem is not None
+    credential = CertificateCredential(
+        azlocal.tenant_id,
+        status["clientId"],
+        certificate_data=pem.encode(),
+        authority=azlocal.url,
+        disable_instance_discovery=True,
+        connection_verify=str(azlocal.ca_file),
+    )
+    wait_until(
+        lambda: read_workspace(azlocal, credential) == 200,
+        timeout=30,
+        what="the vault certificate's principal to read its workspace",
+    )
+    assert read_workspace(azlocal, credential, OTHER_WORKSPACE) == 403
+
+    cluster.kubectl("delete", "mlrb", "--all", "-n", namespace)
+    cluster.kubectl("delete", "wid", "vaulted", "-n", namespace)
+    wait_gone(cluster, "wid", "vaulted", namespace)
+    assert application(azlocal, status["clientId"]) is None
+    with pytest.raises(ResourceNotFoundError):
+        certificates.get_certificate("vaulted")

@@ -1,13 +1,23 @@
-"""Certificate operations (issuer `Self`) and the secret view of a certificate."""
+"""Certificate operations (issuer `Self`, or `Unknown` completed by a merge) and the
+secret view of a certificate."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from .certs import PKCS12, PolicyError, issue_self_signed, secret_value, x5t
+from .certs import (
+    PKCS12,
+    PolicyError,
+    issue_self_signed,
+    merged,
+    request_for_unknown_issuer,
+    secret_value,
+    x5t,
+)
 from .dataplane import VaultRequest, route
 from .errors import KeyVaultError, bad_parameter, certificate_not_found, secret_not_found
 from .model import CertificateVersion, PendingOperation, StoredCertificate
@@ -82,7 +92,7 @@ def _operation(req: VaultRequest, cert: StoredCertificate) -> dict[str, Any]:
     assert op is not None
     body: dict[str, Any] = {
         "id": f"{req.base}certificates/{cert.name}/pending",
-        "issuer": {"name": "Self"},
+        "issuer": {"name": op.issuer},
         "csr": op.csr_b64,
         "cancellation_requested": False,
         "status": op.status,
@@ -127,9 +137,11 @@ async def create(req: VaultRequest) -> web.Response:
     name = req.param("name")
     policy = _normalized_policy(body.get("policy"))
     issuer = str(policy["issuer"].get("name", ""))
-    if issuer.lower() != "self":
-        # Unverified wording; only self-signed issuance is emulated.
-        raise bad_parameter(f"Issuer '{issuer}' is not supported by azlocal; use 'Self'.")
+    if issuer.lower() not in ("self", "unknown"):
+        # Unverified wording; only self-signed issuance and merges are emulated.
+        raise bad_parameter(
+            f"Issuer '{issuer}' is not supported by azlocal; use 'Self' or 'Unknown'."
+        )
     existing = req.data.certificates.get(name.lower())
     if existing is not None and existing.deleted_at is not None:
         raise KeyVaultError(
@@ -138,8 +150,14 @@ async def create(req: VaultRequest) -> web.Response:
             f"Certificate {name} is currently in a deleted but recoverable state, and its name "
             "cannot be reused; in this state, the certificate can only be recovered or purged.",
         )
+    pending = existing.pending if existing is not None else None
+    if pending is not None and pending.status == "inProgress":
+        # Unverified wording.
+        raise KeyVaultError(409, "Conflict", f"Certificate {name} has an operation in progress.")
+    unknown = issuer.lower() == "unknown"
     try:
-        version, csr = issue_self_signed(policy, req.ctx.now())
+        issue = request_for_unknown_issuer if unknown else issue_self_signed
+        version, csr = issue(policy, req.ctx.now())
     except PolicyError as err:
         raise bad_parameter(str(err)) from None
     attributes = body.get("attributes") or {}
@@ -152,6 +170,7 @@ async def create(req: VaultRequest) -> web.Response:
         csr_b64=csr,
         polls_left=max(0, req.ctx.settings.keyvault_pending_polls),
         result=version,
+        issuer="Unknown" if unknown else "Self",
     )
     req.data.certificates[name.lower()] = cert
     location = f"{req.base}certificates/{name}/pending?api-version={req.http.query['api-version']}"
@@ -183,12 +202,90 @@ async def get_operation(req: VaultRequest) -> web.Response:
             404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
         )
     op = cert.pending
-    if op.status == "inProgress":
+    if op.status == "inProgress" and op.issuer == "Self":
         if op.polls_left > 0:
             op.polls_left -= 1
         else:
             _complete(cert)
     return web.json_response(_operation(req, cert))
+
+
+@route(
+    "POST",
+    rf"^/certificates/{NAME}/pending/merge$",
+    "keyvault/certificates/pending/merge",
+    f"{KV}/certificates/create/action",
+)
+async def merge(req: VaultRequest) -> web.Response:
+    """Complete an `Unknown`-issuer request with a certificate for its key."""
+    name = req.param("name")
+    cert = req.data.certificates.get(name.lower())
+    op = cert.pending if cert is not None and cert.deleted_at is None else None
+    if cert is None or op is None or op.status != "inProgress" or op.issuer != "Unknown":
+        raise KeyVaultError(
+            404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
+        )
+    body = req.body if isinstance(req.body, dict) else {}
+    chain = body.get("x5c") or []
+    if not isinstance(chain, list) or not chain:
+        raise bad_parameter("Property x5c is required.")
+    try:
+        version = merged(op.result, base64.b64decode(str(chain[0])), req.ctx.now())
+    except (PolicyError, ValueError) as err:
+        raise bad_parameter(str(err)) from None
+    version.tags = {str(k): str(v) for k, v in (body.get("tags") or {}).items()}
+    attributes = body.get("attributes") or {}
+    if isinstance(attributes, dict) and attributes.get("enabled") is False:
+        version.enabled = False
+    op.result = version
+    _complete(cert)
+    return web.json_response(_bundle(req, cert, version, policy=True), status=201)
+
+
+@route(
+    "DELETE",
+    rf"^/certificates/{NAME}/pending$",
+    "keyvault/certificates/pending/delete",
+    f"{KV}/certificates/update/action",
+)
+async def delete_operation(req: VaultRequest) -> web.Response:
+    name = req.param("name")
+    cert = req.data.certificates.get(name.lower())
+    if cert is None or cert.pending is None:
+        raise KeyVaultError(
+            404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
+        )
+    body = _operation(req, cert)
+    cert.pending = None
+    if not cert.versions:
+        del req.data.certificates[cert.name.lower()]
+    return web.json_response(body)
+
+
+@route(
+    "PATCH",
+    rf"^/certificates/{NAME}/(?P<version>[^/]*)$",
+    "keyvault/certificates/update",
+    f"{KV}/certificates/update/action",
+)
+async def update_properties(req: VaultRequest) -> web.Response:
+    """Tags and enabled flag of one version (or the latest, for an empty version)."""
+    name, wanted = req.param("name"), req.param("version")
+    cert = _live(req, name)
+    version = (
+        cert.latest
+        if not wanted
+        else next((v for v in cert.versions if v.version == wanted.lower()), None)
+    )
+    if version is None:
+        raise certificate_not_found(f"{name}/{wanted}")
+    body = req.body if isinstance(req.body, dict) else {}
+    if isinstance(body.get("tags"), dict):
+        version.tags = {str(k): str(v) for k, v in body["tags"].items()}
+    attributes = body.get("attributes") or {}
+    if isinstance(attributes, dict) and "enabled" in attributes:
+        version.enabled = bool(attributes["enabled"])
+    return web.json_response(_bundle(req, cert, version, policy=True))
 
 
 @route(

@@ -168,6 +168,54 @@ def issue_self_signed(policy: dict[str, Any], now: float) -> tuple[CertificateVe
     return version, base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
 
 
+def request_for_unknown_issuer(
+    policy: dict[str, Any], now: float
+) -> tuple[CertificateVersion, str]:
+    """A key and a signing request only; the certificate comes later with a merge."""
+    key_props = policy.get("key_props") or {}
+    subject_text = (policy.get("x509_props") or {}).get("subject") or ""
+    if not subject_text:
+        raise PolicyError("Either subject or subject alternative names must be provided.")
+    key = new_key(key_props)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(parse_subject(subject_text))
+        .sign(key, hashes.SHA256())
+    )
+    placeholder = CertificateVersion(
+        version=uuid.uuid4().hex,
+        created=now,
+        not_before=now,
+        expires=now,
+        cer_b64="",
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        policy=policy,
+    )
+    return placeholder, base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def merged(pending: CertificateVersion, der: bytes, now: float) -> CertificateVersion:
+    """The pending version completed with a certificate for its key."""
+    cert = x509.load_der_x509_certificate(der)
+    key = serialization.load_pem_private_key(pending.key_pem.encode(), password=None)
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise PolicyError("Public key from x509 certificate and key of this instance doesn't match")
+    return CertificateVersion(
+        version=pending.version,
+        created=now,
+        not_before=cert.not_valid_before_utc.timestamp(),
+        expires=cert.not_valid_after_utc.timestamp(),
+        cer_b64=base64.b64encode(der).decode(),
+        key_pem=pending.key_pem,
+        policy=pending.policy,
+    )
+
+
 def x5t(der_b64: str) -> str:
     """SHA-1 thumbprint of the DER certificate, base64url without padding (Key Vault's x5t)."""
     digest = hashlib.sha1(base64.b64decode(der_b64)).digest()  # noqa: S324 (x5t is SHA-1)

@@ -39,6 +39,9 @@ class PendingOperation:
     polls_left: int
     result: CertificateVersion
     status: str = "inProgress"  # or "completed"
+    # "Unknown": the vault made only the key and a signing request; the operation stays
+    # in progress until a certificate for that key is merged.
+    issuer: str = "Self"
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> PendingOperation:
