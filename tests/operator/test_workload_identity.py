@@ -219,20 +219,6 @@ def test_observe_mode_never_writes(
     wait_gone(cluster, "wid", "watcher", namespace)
 
 
-def test_service_principal_form_reports_unsupported(
-    operator: OperatorProcess, cluster: LocalCluster, namespace: str
-) -> None:
-    apply(
-        cluster,
-        "WorkloadIdentity",
-        "sp",
-        {"servicePrincipal": {"displayName": "ml-deployer"}},
-        namespace,
-    )
-    found = wait_reason(cluster, "wid", "sp", "InvalidSpec", namespace)
-    assert "servicePrincipal identities are not supported" in found["message"]
-
-
 def test_liveness_and_metrics_endpoints(
     operator: OperatorProcess, cluster: LocalCluster, namespace: str
 ) -> None:

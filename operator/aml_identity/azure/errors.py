@@ -3,11 +3,14 @@ delay) or fatal (with a condition reason), and a message that names Azure's requ
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import httpx
 from azure.core.exceptions import (
+    AzureError,
     ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
@@ -174,3 +177,35 @@ def _retry_after(value: str | None, default: float) -> float:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
+
+
+# Not-found answers that mean the request itself cannot succeed, not that the object
+# is missing: a missing resource group or subscription is a spec problem.
+MISSING_CONTAINERS = frozenset({"ResourceGroupNotFound", "SubscriptionNotFound"})
+T = TypeVar("T")
+
+
+async def call(run: Callable[[], Awaitable[T]]) -> T:
+    """Run one SDK call; any failure leaves as a classified AzureFailure."""
+    try:
+        return await run()
+    except (AzureError, APIError, httpx.HTTPError) as error:
+        raise classify(error) from None
+
+
+async def maybe(run: Callable[[], Awaitable[T]]) -> T | None:
+    """Like `call`, but None for a 404: a missing object is an answer, not a failure."""
+    try:
+        return await run()
+    except (AzureError, APIError, httpx.HTTPError) as error:
+        failure = classify(error)
+        if failure.status == 404 and failure.code not in MISSING_CONTAINERS:
+            return None
+        raise failure from None
+
+
+def aware(value: datetime | None) -> datetime:
+    """SDK datetimes as timezone-aware UTC; a missing one as the earliest time."""
+    if value is None:
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

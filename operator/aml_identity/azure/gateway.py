@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
-from aml_identity.azure.errors import classify
+from aml_identity.azure.errors import call, maybe
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
-T = TypeVar("T")
 _TYPE = re.compile(
     r"/(userAssignedIdentities|federatedIdentityCredentials|roleAssignments|"
     r"roleDefinitions|identities)(/|$)",
@@ -94,7 +92,7 @@ class Gateway:
     # --- user-assigned identities ---
 
     async def get_identity(self, sub: str, group: str, name: str) -> Identity | None:
-        return await _maybe(
+        return await maybe(
             lambda: self._identity(self.msi(sub).user_assigned_identities.get(group, name))
         )
 
@@ -102,21 +100,21 @@ class Gateway:
         self, sub: str, group: str, name: str, location: str, tags: dict[str, str]
     ) -> Identity:
         body = {"location": location, "tags": tags}
-        return await _call(
+        return await call(
             lambda: self._identity(
                 self.msi(sub).user_assigned_identities.create_or_update(group, name, body)
             )
         )
 
     async def update_tags(self, sub: str, group: str, name: str, tags: dict[str, str]) -> Identity:
-        return await _call(
+        return await call(
             lambda: self._identity(
                 self.msi(sub).user_assigned_identities.update(group, name, {"tags": tags})
             )
         )
 
     async def delete_identity(self, sub: str, group: str, name: str) -> None:
-        await _call(lambda: self.msi(sub).user_assigned_identities.delete(group, name))
+        await call(lambda: self.msi(sub).user_assigned_identities.delete(group, name))
 
     @staticmethod
     async def _identity(pending: Awaitable[Any]) -> Identity:
@@ -141,7 +139,7 @@ class Gateway:
                 async for f in pages
             ]
 
-        return await _call(run)
+        return await call(run)
 
     async def put_federated_credential(
         self, sub: str, group: str, identity: str, credential: FederatedCredential
@@ -151,7 +149,7 @@ class Gateway:
             "subject": credential.subject,
             "audiences": list(credential.audiences),
         }
-        await _call(
+        await call(
             lambda: self.msi(sub).federated_identity_credentials.create_or_update(
                 group, identity, credential.name, body
             )
@@ -160,7 +158,7 @@ class Gateway:
     async def delete_federated_credential(
         self, sub: str, group: str, identity: str, name: str
     ) -> None:
-        await _call(
+        await call(
             lambda: self.msi(sub).federated_identity_credentials.delete(group, identity, name)
         )
 
@@ -171,7 +169,7 @@ class Gateway:
             identity = await self.msi(sub).system_assigned_identities.get_by_scope(resource_id)
             return str(identity.principal_id)
 
-        return await _maybe(run)
+        return await maybe(run)
 
     # --- role definitions ---
 
@@ -187,7 +185,7 @@ class Gateway:
             pages = self.auth(sub).role_definitions.list(scope, filter=f"roleName eq '{escaped}'")
             return [_definition(d) async for d in pages]
 
-        found = await _call(run)
+        found = await call(run)
         if not found:
             return None
         if found[0].role_type == "BuiltInRole":
@@ -200,7 +198,7 @@ class Gateway:
         async def run() -> RoleDefinition:
             return _definition(await self.auth(sub).role_definitions.get(scope, guid))
 
-        return await _maybe(run)
+        return await maybe(run)
 
     async def put_role_definition(
         self, scope: str, guid: str, body: dict[str, Any]
@@ -212,11 +210,11 @@ class Gateway:
                 await self.auth(sub).role_definitions.create_or_update(scope, guid, body)
             )
 
-        return await _call(run)
+        return await call(run)
 
     async def delete_role_definition(self, scope: str, guid: str) -> None:
         sub = _subscription(scope, self.settings.subscription_id)
-        await _call(lambda: self.auth(sub).role_definitions.delete(scope, guid))
+        await call(lambda: self.auth(sub).role_definitions.delete(scope, guid))
 
     # --- role assignments ---
 
@@ -230,7 +228,7 @@ class Gateway:
             )
             return [_assignment(a) async for a in pages]
 
-        return [a for a in await _call(run) if a.scope.lower() == scope.lower()]
+        return [a for a in await call(run) if a.scope.lower() == scope.lower()]
 
     async def get_assignment(self, scope: str, name: str) -> RoleAssignment | None:
         sub = _subscription(scope, self.settings.subscription_id)
@@ -238,7 +236,7 @@ class Gateway:
         async def run() -> RoleAssignment:
             return _assignment(await self.auth(sub).role_assignments.get(scope, name))
 
-        return await _maybe(run)
+        return await maybe(run)
 
     async def create_assignment(
         self,
@@ -267,11 +265,11 @@ class Gateway:
         async def run() -> RoleAssignment:
             return _assignment(await self.auth(sub).role_assignments.create(scope, name, body))
 
-        return await _call(run)
+        return await call(run)
 
     async def delete_assignment(self, scope: str, name: str) -> None:
         sub = _subscription(scope, self.settings.subscription_id)
-        await _call(lambda: self.auth(sub).role_assignments.delete(scope, name))
+        await call(lambda: self.auth(sub).role_assignments.delete(scope, name))
 
 
 def _subscription(scope: str, default: str) -> str:
@@ -304,23 +302,3 @@ def _assignment(model: Any) -> RoleAssignment:
         principal_id=model.principal_id,
         principal_type=model.principal_type,
     )
-
-
-async def _call(run: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await run()
-    except AzureError as error:
-        raise classify(error) from None
-
-
-async def _maybe(run: Callable[[], Awaitable[T]]) -> T | None:
-    """None for 404 (a missing object is an answer, not a failure)."""
-    try:
-        return await run()
-    except ResourceNotFoundError as error:
-        failure = classify(error)
-        if failure.code in ("ResourceGroupNotFound", "SubscriptionNotFound"):
-            raise failure from None
-        return None
-    except AzureError as error:
-        raise classify(error) from None

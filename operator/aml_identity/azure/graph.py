@@ -12,10 +12,10 @@ import base64
 import hashlib
 import ssl
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -55,11 +55,10 @@ from aml_identity.api.observed import (
     PasswordCredential,
     ServicePrincipal,
 )
-from aml_identity.azure.errors import classify
+from aml_identity.azure.errors import aware, call, classify, maybe
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
-T = TypeVar("T")
 SELECT = [
     "id",
     "appId",
@@ -132,7 +131,7 @@ class GraphGateway:
 
     async def get_application(self, unique_name: str) -> Application | None:
         builder = self.client.applications_with_unique_name(unique_name)
-        return await _maybe(lambda: _application(builder.get(_select())))
+        return await maybe(lambda: _application(builder.get(_select())))
 
     async def upsert_application(
         self, unique_name: str, display_name: str, tags: list[str], notes: str
@@ -145,14 +144,14 @@ class GraphGateway:
             sign_in_audience="AzureADMyOrg",
         )
         builder = self.client.applications_with_unique_name(unique_name)
-        await _call(lambda: builder.patch(body, _create_if_missing()))
+        await call(lambda: builder.patch(body, _create_if_missing()))
         found = await self.get_application(unique_name)
         if found is None:  # Graph replicates; the next reconcile will see it
             raise classify(APIError("application not visible yet", 404))
         return found
 
     async def delete_application(self, object_id: str) -> None:
-        await _call(lambda: self.client.applications.by_application_id(object_id).delete())
+        await call(lambda: self.client.applications.by_application_id(object_id).delete())
 
     async def set_keys(self, object_id: str, keys: list[NewKey]) -> None:
         """Replace the application's certificates with `keys` (PATCH takes the whole list,
@@ -172,7 +171,7 @@ class GraphGateway:
                 for k in keys
             ]
         )
-        await _call(lambda: self.client.applications.by_application_id(object_id).patch(body))
+        await call(lambda: self.client.applications.by_application_id(object_id).patch(body))
 
     async def add_password(
         self, object_id: str, display_name: str, not_after: datetime
@@ -184,7 +183,7 @@ class GraphGateway:
             )
         )
         builder = self.client.applications.by_application_id(object_id).add_password
-        created = await _call(lambda: builder.post(body))
+        created = await call(lambda: builder.post(body))
         if created is None or not created.secret_text:
             raise classify(APIError("addPassword returned no secret", 500))
         return _password(created), created.secret_text
@@ -192,13 +191,13 @@ class GraphGateway:
     async def remove_password(self, object_id: str, key_id: str) -> None:
         body = RemovePasswordPostRequestBody(key_id=uuid.UUID(key_id))
         builder = self.client.applications.by_application_id(object_id).remove_password
-        await _call(lambda: builder.post(body))
+        await call(lambda: builder.post(body))
 
     # --- service principals ---
 
     async def get_service_principal(self, app_id: str) -> ServicePrincipal | None:
         builder = self.client.service_principals_with_app_id(app_id)
-        found = await _maybe(lambda: builder.get())
+        found = await maybe(lambda: builder.get())
         if found is None or not found.id:
             return None
         return ServicePrincipal(object_id=str(found.id), app_id=app_id)
@@ -206,7 +205,7 @@ class GraphGateway:
     async def create_service_principal(self, app_id: str, tags: list[str]) -> ServicePrincipal:
         """Create (or find, if a previous attempt got this far) the app's principal."""
         builder = self.client.service_principals_with_app_id(app_id)
-        await _call(lambda: builder.patch(GraphServicePrincipal(tags=tags), _create_if_missing()))
+        await call(lambda: builder.patch(GraphServicePrincipal(tags=tags), _create_if_missing()))
         found = await self.get_service_principal(app_id)
         if found is None:
             raise classify(APIError("service principal not visible yet", 404))
@@ -216,7 +215,7 @@ class GraphGateway:
 
     async def list_federated_credentials(self, object_id: str) -> list[FederatedCredential]:
         builder = self.client.applications.by_application_id(object_id)
-        page = await _call(lambda: builder.federated_identity_credentials.get())
+        page = await call(lambda: builder.federated_identity_credentials.get())
         found: list[FederatedCredential] = []
         while page is not None:
             found += [
@@ -229,7 +228,7 @@ class GraphGateway:
             if not link:
                 break
             nxt = builder.federated_identity_credentials.with_url(link)
-            page = await _call(lambda nxt=nxt: nxt.get())  # type: ignore[misc]
+            page = await call(lambda nxt=nxt: nxt.get())  # type: ignore[misc]
         return found
 
     async def put_federated_credential(
@@ -245,13 +244,13 @@ class GraphGateway:
         if exists:
             item = fics.by_federated_identity_credential_id(credential.name)
             body.name = None  # the name is the key and immutable
-            await _call(lambda: item.patch(body))
+            await call(lambda: item.patch(body))
         else:
-            await _call(lambda: fics.post(body))
+            await call(lambda: fics.post(body))
 
     async def delete_federated_credential(self, object_id: str, name: str) -> None:
         fics = self.client.applications.by_application_id(object_id).federated_identity_credentials
-        await _call(lambda: fics.by_federated_identity_credential_id(name).delete())
+        await call(lambda: fics.by_federated_identity_credential_id(name).delete())
 
 
 async def _count(response: httpx.Response) -> None:
@@ -290,8 +289,8 @@ def _key(model: GraphKeyCredential) -> KeyCredential:
         key_id=str(model.key_id),
         display_name=model.display_name or "",
         thumbprint=thumbprint,
-        not_before=_aware(model.start_date_time),
-        not_after=_aware(model.end_date_time),
+        not_before=aware(model.start_date_time),
+        not_after=aware(model.end_date_time),
         der=der,
     )
 
@@ -301,33 +300,6 @@ def _password(model: GraphPasswordCredential) -> PasswordCredential:
         key_id=str(model.key_id),
         display_name=model.display_name or "",
         hint=model.hint or "",
-        not_before=_aware(model.start_date_time),
-        not_after=_aware(model.end_date_time),
+        not_before=aware(model.start_date_time),
+        not_after=aware(model.end_date_time),
     )
-
-
-def _aware(value: datetime | None) -> datetime:
-    from datetime import UTC
-
-    if value is None:
-        return datetime.min.replace(tzinfo=UTC)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-async def _call(run: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await run()
-    except (APIError, httpx.HTTPError) as error:
-        raise classify(error) from None
-
-
-async def _maybe(run: Callable[[], Awaitable[T]]) -> T | None:
-    """None for 404: a missing object is an answer, not a failure."""
-    try:
-        return await run()
-    except APIError as error:
-        if error.response_status_code == 404:
-            return None
-        raise classify(error) from None
-    except httpx.HTTPError as error:
-        raise classify(error) from None

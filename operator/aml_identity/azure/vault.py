@@ -11,21 +11,17 @@ is enough, and it holds no secret-read permission.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
 from azure.keyvault.certificates.aio import CertificateClient
 
-from aml_identity.azure.errors import classify
+from aml_identity.azure.errors import aware, call, maybe
 from aml_identity.azure.gateway import CountRequests
 from aml_identity.settings import Settings
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,11 @@ class VaultGateway:
                 version=str(props.version),
                 der=bytes(cert.cer or b""),
                 tags=dict(props.tags or {}),
-                not_before=_aware(props.not_before),
-                not_after=_aware(props.expires_on),
+                not_before=aware(props.not_before),
+                not_after=aware(props.expires_on),
             )
 
-        return await _maybe(run)
+        return await maybe(run)
 
     async def pending(self, vault_url: str, name: str) -> PendingRequest | None:
         """The open certificate request, if there is one still waiting for a merge."""
@@ -88,7 +84,7 @@ class VaultGateway:
                 return None
             return PendingRequest(csr=bytes(operation.csr))
 
-        return await _maybe(run)
+        return await maybe(run)
 
     async def request(
         self, vault_url: str, name: str, subject: str, tags: dict[str, str]
@@ -111,13 +107,13 @@ class VaultGateway:
                 raise ValueError("Key Vault returned no certificate signing request")
             return PendingRequest(csr=bytes(csr))
 
-        return await _call(run)
+        return await call(run)
 
     async def merge(self, vault_url: str, name: str, der: bytes, tags: dict[str, str]) -> None:
-        await _call(lambda: self.client(vault_url).merge_certificate(name, [der], tags=tags))
+        await call(lambda: self.client(vault_url).merge_certificate(name, [der], tags=tags))
 
     async def set_tags(self, vault_url: str, name: str, version: str, tags: dict[str, str]) -> None:
-        await _call(
+        await call(
             lambda: self.client(vault_url).update_certificate_properties(name, version, tags=tags)
         )
 
@@ -125,26 +121,4 @@ class VaultGateway:
         async def run() -> None:
             await self.client(vault_url).delete_certificate(name)
 
-        await _maybe(run)
-
-
-def _aware(value: datetime | None) -> datetime:
-    if value is None:
-        return datetime.min.replace(tzinfo=UTC)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-async def _call(run: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await run()
-    except AzureError as error:
-        raise classify(error) from None
-
-
-async def _maybe(run: Callable[[], Awaitable[T]]) -> T | None:
-    try:
-        return await run()
-    except ResourceNotFoundError:
-        return None
-    except AzureError as error:
-        raise classify(error) from None
+        await maybe(run)
