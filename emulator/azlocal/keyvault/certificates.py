@@ -80,6 +80,13 @@ def _deleted_bundle(req: VaultRequest, cert: StoredCertificate) -> dict[str, Any
     return body
 
 
+def _version(cert: StoredCertificate, wanted: str | None) -> CertificateVersion | None:
+    """The version asked for, or the latest for an empty one."""
+    if not wanted:
+        return cert.latest
+    return next((v for v in cert.versions if v.version == wanted.lower()), None)
+
+
 def _live(req: VaultRequest, name: str) -> StoredCertificate:
     cert = req.data.certificates.get(name.lower())
     if cert is None or cert.deleted_at is not None or not cert.versions:
@@ -272,11 +279,7 @@ async def update_properties(req: VaultRequest) -> web.Response:
     """Tags and enabled flag of one version (or the latest, for an empty version)."""
     name, wanted = req.param("name"), req.param("version")
     cert = _live(req, name)
-    version = (
-        cert.latest
-        if not wanted
-        else next((v for v in cert.versions if v.version == wanted.lower()), None)
-    )
+    version = _version(cert, wanted)
     if version is None:
         raise certificate_not_found(f"{name}/{wanted}")
     body = req.body if isinstance(req.body, dict) else {}
@@ -364,7 +367,7 @@ async def get_certificate(req: VaultRequest) -> web.Response:
     if not wanted:
         assert cert.latest is not None
         return web.json_response(_bundle(req, cert, cert.latest, policy=True))
-    version = next((v for v in cert.versions if v.version == wanted.lower()), None)
+    version = _version(cert, wanted)
     if version is None:
         raise certificate_not_found(f"{name}/{wanted}")  # unverified id form
     return web.json_response(_bundle(req, cert, version, policy=False))
@@ -429,11 +432,7 @@ async def get_secret(req: VaultRequest) -> web.Response:
     cert = req.data.certificates.get(name.lower())
     if cert is None or cert.deleted_at is not None or not cert.versions:
         raise secret_not_found(name)
-    version = (
-        cert.latest
-        if not wanted
-        else next((v for v in cert.versions if v.version == wanted.lower()), None)
-    )
+    version = _version(cert, wanted)
     if version is None:
         raise secret_not_found(f"{name}/{wanted}")
     content_type = str((version.policy.get("secret_props") or {}).get("contentType") or PKCS12)

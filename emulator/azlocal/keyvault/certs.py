@@ -51,6 +51,12 @@ _KEY_USAGES = {
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
+def pkcs8_pem(key: PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
 class PolicyError(ValueError):
     """The policy cannot be issued; the message is Key Vault's BadParameter text."""
 
@@ -158,11 +164,7 @@ def issue_self_signed(policy: dict[str, Any], now: float) -> tuple[CertificateVe
         not_before=start.timestamp(),
         expires=end.timestamp(),
         cer_b64=base64.b64encode(der).decode(),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
+        key_pem=pkcs8_pem(key),
         policy=policy,
     )
     return version, base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
@@ -188,11 +190,7 @@ def request_for_unknown_issuer(
         not_before=now,
         expires=now,
         cer_b64="",
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
+        key_pem=pkcs8_pem(key),
         policy=policy,
     )
     return placeholder, base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
