@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import admin, entra
+from . import admin, entra, graph
 from .arm import authorization, keyvault, msi, resources
 from .arm.router import Router
 from .context import CLIENT_AUTH, OPERATION, PRINCIPAL, RATELIMIT, Context
@@ -41,6 +41,8 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
         response = err.response()
     except AadError as err:
         response = err.response()
+    except graph.GraphError as err:
+        response = err.response(request)
     except web.HTTPException as err:
         response = web.json_response(
             {"error": {"code": err.reason.replace(" ", ""), "message": err.text or err.reason}},
@@ -80,6 +82,8 @@ def _fault_error(request: web.Request, fault: Any) -> Exception:
     headers = {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
     if request.path.endswith(TOKEN_PATH):
         return AadError(fault.status, fault.code, 0, fault.message, headers)
+    if request.path.startswith("/v1.0/"):
+        return graph.GraphError(fault.status, fault.code, fault.message, headers)
     return ArmError(fault.status, fault.code, fault.message, headers)
 
 
@@ -91,6 +95,7 @@ def create_app(ctx: Context, credentials_dir: Any) -> web.Application:
     app = web.Application(middlewares=[observe, admin.require_admin_key])
     app[entra.CTX] = ctx
     app[admin.CTX] = ctx
+    app[graph.CTX] = ctx
     app[admin.CREDENTIALS_DIR] = credentials_dir
     admin.add_routes(app)
     app.router.add_post("/{tenant}" + TOKEN_PATH, entra.token)
@@ -99,5 +104,6 @@ def create_app(ctx: Context, credentials_dir: Any) -> web.Application:
     )
     app.router.add_get("/{tenant}/discovery/v2.0/keys", entra.jwks)
     app.router.add_get("/metadata/identity/oauth2/token", entra.imds_token)
+    app.router.add_route("*", "/v1.0/{tail:.*}", graph.handle)
     app.router.add_route("*", "/{tail:.*}", arm)
     return app

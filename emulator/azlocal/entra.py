@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 
 import jwt
@@ -15,7 +16,8 @@ from . import armids
 from .arm.msi import FIC_TYPE
 from .context import CLIENT_AUTH, OPERATION, PRINCIPAL, Context
 from .errors import AadError
-from .store import Principal
+from .graph import GRAPH_AUDIENCES, graph_roles
+from .store import Application, CertificateCredential, Principal, SecretCredential
 from .tokens import (
     ASSERTION_TYPE,
     certificate_assertion_thumbprints,
@@ -23,6 +25,7 @@ from .tokens import (
 )
 
 CTX = web.AppKey("ctx", Context)
+GRAPH_RESOURCES = {a.rstrip("/") for a in GRAPH_AUDIENCES}
 
 
 def _base(request: web.Request) -> str:
@@ -85,9 +88,24 @@ def _resource_of(scope: str) -> str:
     return default[0][: -len("/.default")]
 
 
+def _application(ctx: Context, principal: Principal) -> Application | None:
+    return ctx.store.application_by_app_id(principal.app_id) if principal.app_id else None
+
+
+def _secrets(ctx: Context, principal: Principal) -> list[SecretCredential]:
+    """Secrets of the service principal and of its application registration."""
+    app = _application(ctx, principal)
+    return principal.secrets + (app.secrets if app else [])
+
+
+def _certificates(ctx: Context, principal: Principal) -> list[CertificateCredential]:
+    app = _application(ctx, principal)
+    return principal.certificates + (app.certificates if app else [])
+
+
 def _check_secret(ctx: Context, principal: Principal, secret: str) -> None:
     digest = hashlib.sha256(secret.encode()).hexdigest()
-    for credential in principal.secrets:
+    for credential in _secrets(ctx, principal):
         if hmac.compare_digest(credential.sha256, digest):
             if credential.end < ctx.now():
                 raise AadError(
@@ -114,7 +132,7 @@ def _check_certificate(
     ctx: Context, principal: Principal, assertion: str, token_endpoint: str
 ) -> None:
     x5t, x5t256, _alg = certificate_assertion_thumbprints(assertion)
-    for credential in principal.certificates:
+    for credential in _certificates(ctx, principal):
         sha1 = bytes.fromhex(credential.thumbprint_sha1)
         sha256 = bytes.fromhex(credential.thumbprint_sha256)
         # Clients differ on padding ("=" kept by azure-identity, dropped by others).
@@ -124,12 +142,18 @@ def _check_certificate(
             continue
         now = ctx.now()
         if not credential.start <= now <= credential.end:
+            # Entra's wording (seen in microsoft/azure-tools-for-java#2785): an expired
+            # key is an invalid signature, with the key's window in the message.
+            state = "expired" if now > credential.end else "not yet valid"
             raise AadError(
                 401,
                 "invalid_client",
-                1000502,
-                "The client certificate is not within its valid time range. Ensure that the "
-                "certificate is valid.",
+                700027,
+                f"Client assertion contains an invalid signature. [Reason - The key used is "
+                f"{state}., Thumbprint of key used by client: '{credential.thumbprint_sha1}', "
+                f"Found key 'Start={_us_time(credential.start)}, End={_us_time(credential.end)}', "
+                "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see "
+                f"configured keys for app Id '{principal.app_id}'.]",
             )
         verify_certificate_assertion(
             assertion,
@@ -153,6 +177,10 @@ def _check_certificate(
     )
 
 
+def _us_time(epoch: float) -> str:
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(epoch))
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -165,7 +193,8 @@ def federated_credentials(ctx: Context, principal: Principal) -> list[dict[str, 
     """Federated credentials of a principal (managed identities keep theirs in ARM)."""
     if principal.managed_identity_of:
         return [f.properties for f in ctx.store.children(principal.managed_identity_of, FIC_TYPE)]
-    return []
+    app = _application(ctx, principal)
+    return list(app.federated) if app else []
 
 
 async def _check_federated(ctx: Context, principal: Principal, assertion: str) -> None:
@@ -210,6 +239,14 @@ async def token(request: web.Request) -> web.Response:
         )
     client_id = str(form.get("client_id") or "")
     principal = ctx.store.principal_by_app_id(client_id) if client_id else None
+    if principal is None and client_id and ctx.store.application_by_app_id(client_id):
+        raise AadError(
+            401,
+            "invalid_client",
+            7000229,
+            f"The client application {client_id} is missing service principal in the tenant "
+            f"{ctx.store.tenant_id}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+        )
     if principal is None:
         raise AadError(
             400,
@@ -264,7 +301,11 @@ async def token(request: web.Request) -> web.Response:
         object_id=principal.object_id,
         app_id=principal.app_id or "",
         name=principal.display_name,
-        extra={"appidacr": method, **_mi_claims(principal)},
+        extra={
+            "appidacr": method,
+            **_mi_claims(principal),
+            **(graph_roles(principal) if resource.rstrip("/") in GRAPH_RESOURCES else {}),
+        },
     )
     return web.json_response(
         {

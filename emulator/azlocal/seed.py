@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from .keyvault.seed import add_vault
 from .store import (
+    Application,
     ArmResource,
     CertificateCredential,
     Principal,
@@ -295,7 +296,17 @@ def _principal(
         pem_path = credentials_dir / f"{name}.pem"
         principal.certificates.append(make_certificate(name, pem_path, now))
         issued.certificates[name] = pem_path
+    principal.graph_permissions = list(entry.get("graphPermissions") or [])
     store.principals[object_id] = principal
+    if kind == "ServicePrincipal" and principal.app_id:
+        # Every service principal of an application has its registration; seeded ones
+        # are owned by nobody, so an OwnedBy caller can never touch them.
+        store.applications[stable_id("application", name)] = Application(
+            object_id=stable_id("application", name),
+            app_id=principal.app_id,
+            display_name=name,
+            created_at=principal.created_at,
+        )
     return principal
 
 

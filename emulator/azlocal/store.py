@@ -56,6 +56,34 @@ class Principal:
     # system-assigned identity this is. Their federated credentials live in ARM.
     managed_identity_of: str | None = None
     service_principal_type: str = "Application"  # or "ManagedIdentity"
+    # Microsoft Graph application permissions (app roles), e.g. Application.ReadWrite.OwnedBy;
+    # they go into the `roles` claim of tokens for Graph.
+    graph_permissions: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # object ids (service principals)
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Application:
+    """An Entra application registration (Microsoft Graph's `application`).
+
+    Its credentials are what the token endpoint checks for its appId, together with any
+    seeded on the service principal. The private keys are never here: only public
+    certificates and secret hashes.
+    """
+
+    object_id: str
+    app_id: str
+    display_name: str
+    created_at: float
+    unique_name: str | None = None
+    sign_in_audience: str = "AzureADMyOrg"
+    notes: str | None = None
+    tags: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # object ids of owning principals
+    certificates: list[CertificateCredential] = field(default_factory=list)
+    secrets: list[SecretCredential] = field(default_factory=list)
+    federated: list[dict[str, Any]] = field(default_factory=list)  # Graph FIC bodies
 
 
 @dataclass
@@ -174,6 +202,7 @@ class Store:
     role_definitions: dict[str, RoleDefinition] = field(default_factory=dict)
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
     operator: dict[str, str] = field(default_factory=dict)  # seed's operator principal
+    applications: dict[str, Application] = field(default_factory=dict)  # object id -> app
     # Key Vault data planes by canonical vault id (the vaults themselves are resources).
     vaults: dict[str, VaultData] = field(default_factory=dict)
 
@@ -207,6 +236,10 @@ class Store:
             (p for p in self.principals.values() if p.app_id and p.app_id.lower() == a), None
         )
 
+    def application_by_app_id(self, app_id: str) -> Application | None:
+        a = app_id.lower()
+        return next((x for x in self.applications.values() if x.app_id.lower() == a), None)
+
     def groups_of(self, object_id: str) -> list[str]:
         oid = object_id.lower()
         return [
@@ -239,6 +272,16 @@ class Store:
                 }
             )
             for k, v in raw["principals"].items()
+        }
+        store.applications = {
+            k: Application(
+                **{
+                    **v,
+                    "secrets": [SecretCredential(**s) for s in v["secrets"]],
+                    "certificates": [CertificateCredential(**c) for c in v["certificates"]],
+                }
+            )
+            for k, v in raw.get("applications", {}).items()
         }
         store.role_definitions = {
             k: RoleDefinition(**v) for k, v in raw["role_definitions"].items()
