@@ -45,6 +45,7 @@ WS = f"{RG_ML}/providers/{ML}/workspaces/ws-prod"
 ENDPOINT = f"{WS}/onlineEndpoints/churn-endpoint"
 ML_API = "2024-10-01"
 SCOPE = "https://management.azure.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 NAMESPACE = "ml-team"
 RESYNC = 10  # seconds; short so the demo can show a quiet resync
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
@@ -148,14 +149,15 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def arm(az: AzLocal, credential: Any) -> ARMPipelineClient[HttpRequest, Any]:
+def arm(az: AzLocal, credential: Any, scope: str = SCOPE) -> ARMPipelineClient[HttpRequest, Any]:
+    """An azure-core pipeline to azlocal (ARM, or Graph with the Graph scope)."""
     return ARMPipelineClient(
         base_url=az.url,
         policies=[
             policies.RequestIdPolicy(),
             policies.HeadersPolicy(),
             policies.RetryPolicy(retry_total=0),
-            ARMChallengeAuthenticationPolicy(credential, SCOPE),
+            ARMChallengeAuthenticationPolicy(credential, scope),
         ],
         connection_verify=str(az.ca_file),
     )
@@ -164,7 +166,8 @@ def arm(az: AzLocal, credential: Any) -> ARMPipelineClient[HttpRequest, Any]:
 def call(
     client: ARMPipelineClient[HttpRequest, Any], method: str, path: str, api: str, body: Any = None
 ) -> Any:
-    request = HttpRequest(method, client.format_url(f"{path}?api-version={api}"), json=body)
+    url = f"{path}?api-version={api}" if api else path  # Graph takes no api-version
+    request = HttpRequest(method, client.format_url(url), json=body)
     return client.send_request(request)
 
 
@@ -234,17 +237,15 @@ def wait_ready(cluster: LocalCluster, timeout: float) -> bool:
 
 def print_azure(az: AzLocal) -> None:
     admin = az.principal("platform-admin")
-    client = arm(
-        az,
-        ClientSecretCredential(
-            az.tenant_id,
-            admin.app_id,
-            az.issued.secrets["platform-admin"],
-            authority=az.url,
-            disable_instance_discovery=True,
-            connection_verify=str(az.ca_file),
-        ),
+    credential = ClientSecretCredential(
+        az.tenant_id,
+        admin.app_id,
+        az.issued.secrets["platform-admin"],
+        authority=az.url,
+        disable_instance_discovery=True,
+        connection_verify=str(az.ca_file),
     )
+    client = arm(az, credential)
     say(f"\n{BOLD}In Azure now{RESET}")
     identities_rg = f"/subscriptions/{SUB}/resourceGroups/rg-ml-identities"
     group = f"{identities_rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
@@ -259,6 +260,19 @@ def print_azure(az: AzLocal) -> None:
         for fic in fics:
             say(
                 f"    trusts {fic['properties']['subject']}  (issuer {fic['properties']['issuer']})"
+            )
+    graph = arm(az, credential, GRAPH_SCOPE)
+    for app in call(graph, "GET", "/v1.0/applications", "").json()["value"]:
+        if not any(t.startswith("aml-identity.managed-by:") for t in app["tags"]):
+            continue
+        principal = call(
+            graph, "GET", f"/v1.0/servicePrincipals(appId='{app['appId']}')", ""
+        ).json()
+        principals[principal["id"]] = app["displayName"]
+        for key in app["keyCredentials"]:
+            say(
+                f"  application {app['displayName']}  client {app['appId']}  certificate "
+                f"{key['keyId'][:8]}... valid until {key['endDateTime']}"
             )
     roles = call(
         client,
@@ -351,16 +365,17 @@ def report_costs(
     """Azure requests to converge, and across one resync at rest (azlocal's request log)."""
     writes = sum(r["method"] in WRITES for r in converge)
     say(
-        f"\n{BOLD}Cost{RESET}: converging {resources} resources took {len(converge)} ARM requests "
-        f"({writes} writes, {len(converge) / resources:.1f} per resource)"
+        f"\n{BOLD}Cost{RESET}: converging {resources} resources took {len(converge)} Azure "
+        f"requests ({writes} writes, {len(converge) / resources:.1f} per resource)"
     )
     az.admin("DELETE", "requests")
     time.sleep(RESYNC + 3)  # a demo pacing itself to show one idle resync, not a test wait
     at_rest = [r for r in az.admin("GET", "requests") if r["operation"] != "oauth2/token"]
     rest_writes = sum(r["method"] in WRITES for r in at_rest)
+    graph = sum(r["path"].startswith("/v1.0/") for r in at_rest)
     say(
         f"      one resync at rest: {len(at_rest)} reads "
-        f"({len(at_rest) / resources:.1f} per resource), "
+        f"({len(at_rest) / resources:.1f} per resource; {graph} of them Microsoft Graph), "
         f"{rest_writes} writes"
     )
     status = Path(f"/proc/{operator.pid}/status").read_text()
@@ -457,11 +472,16 @@ def main() -> int:
         grants = [
             a for a in az.ctx.store.role_assignments.values() if a.created_by != "azlocal-seed"
         ]
+        apps = [
+            a
+            for a in az.ctx.store.applications.values()
+            if any(t.startswith("aml-identity.managed-by:") for t in a.tags)
+        ]
         say(
-            f"   left in Azure: {len(left)} managed identities, {len(roles)} custom roles, "
-            f"{len(grants)} role assignments"
+            f"   left in Azure: {len(left)} managed identities, {len(apps)} applications, "
+            f"{len(roles)} custom roles, {len(grants)} role assignments"
         )
-        return 0 if not (left or roles or grants or ids) else 1
+        return 0 if not (left or apps or roles or grants or ids) else 1
     finally:
         if operator is not None:
             operator.terminate()
