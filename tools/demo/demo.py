@@ -2,8 +2,9 @@
 
 Starts a real control plane, azlocal with its default seed, and the operator; applies
 examples/demo/; waits for everything to be Ready; prints what now exists in Azure; then,
-for each identity, exchanges a real service-account token for an Azure token and tries
-one allowed and one forbidden operation. Cleans up unless --keep.
+for each identity, exchanges a real service-account token (or, for the release script
+outside the cluster, the certificate the operator issued) for an Azure token and tries
+allowed and forbidden operations. Cleans up unless --keep.
 """
 
 from __future__ import annotations
