@@ -403,3 +403,75 @@ def test_certificate_in_key_vault_never_leaves_the_vault(
     assert application(azlocal, status["clientId"]) is None
     with pytest.raises(ResourceNotFoundError):
         certificates.get_certificate("vaulted")
+
+
+def test_failing_renewal_is_reported_before_and_after_expiry(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Graph refuses every key change: the resource says the certificate is expiring, then
+    that it expired; once Graph recovers a new certificate is issued with a Warning."""
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "stuck",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-stuck",
+                "credential": {"certificate": {"duration": "30s", "renewBefore": "24s"}},
+            }
+        },
+        namespace,
+    )
+    first = wait_ready(cluster, "wid", "stuck", namespace, timeout=90)["status"]["credential"]
+    azlocal.admin(
+        "POST",
+        "faults",
+        {
+            "method": "PATCH",
+            "pathPattern": f"^/v1.0/applications/{_object_id(cluster, namespace)}$",
+            "count": 1000,
+            "status": 429,
+            "code": "TooManyRequests",
+            "message": "Graph keeps throttling",
+            "retryAfter": 1,
+        },
+    )
+    try:
+        expiring = wait_reason(cluster, "wid", "stuck", "CredentialExpiring", namespace, timeout=60)
+        assert first["keyId"] in expiring["message"]
+        assert "renewal is failing" in expiring["message"]
+        expired = wait_reason(cluster, "wid", "stuck", "CredentialExpired", namespace, timeout=60)
+        assert first["keyId"] in expired["message"]
+    finally:
+        azlocal.admin("DELETE", "faults")
+    renewed = wait_until(
+        lambda: _renewed(cluster, namespace, first["keyId"]),
+        timeout=60,
+        what="a new certificate once Graph recovered",
+    )
+    assert renewed["thumbprint"] != first["thumbprint"]
+    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
+    warnings = {(e["reason"], e["type"]) for e in events if "stuck" in e["involvedObject"]["name"]}
+    assert ("CredentialExpiring", "Warning") in warnings
+    assert ("CredentialExpired", "Warning") in warnings
+    cluster.kubectl("delete", "wid", "stuck", "-n", namespace)
+    wait_gone(cluster, "wid", "stuck", namespace)
+
+
+def _object_id(cluster: LocalCluster, namespace: str) -> str:
+    obj = get(cluster, "wid", "stuck", namespace)
+    assert obj is not None
+    return str(obj["status"]["applicationObjectId"])
+
+
+def _renewed(cluster: LocalCluster, namespace: str, old_key: str) -> dict[str, Any] | None:
+    obj = get(cluster, "wid", "stuck", namespace) or {}
+    ready: dict[str, Any] = next(
+        (c for c in obj.get("status", {}).get("conditions", []) if c["type"] == "Ready"), {}
+    )
+    credential = obj.get("status", {}).get("credential") or {}
+    if ready.get("reason") == "Reconciled" and credential.get("keyId") not in (None, old_key):
+        return dict(credential)
+    return None
