@@ -20,8 +20,12 @@ def test_demo_runs_green(repo: Path) -> None:
     assert (
         "Every allowed operation succeeded and every forbidden one was refused with 403." in output
     )
-    assert output.count("as expected") == 9
+    assert output.count("as expected") == 11  # 4 identities: 9 federated checks, 2 certificate
+    assert "certificate service principal" in output
     assert "UNEXPECTED" not in output
     assert "one resync at rest:" in output
     assert ", 0 writes" in output
-    assert "left in Azure: 0 managed identities, 0 custom roles, 0 role assignments" in output
+    assert (
+        "left in Azure: 0 managed identities, 0 applications, 0 custom roles, 0 role assignments"
+        in output
+    )

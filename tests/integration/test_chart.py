@@ -297,18 +297,21 @@ def test_chart_rbac_runs_the_main_scenario(
     config["contexts"][0]["context"]["user"] = "operator"
     kubeconfig = tmp_path / "operator.kubeconfig"
     kubeconfig.write_text(json.dumps(config))
-    assert (
-        "no"
-        in cluster.kubectl(
-            "auth",
-            "can-i",
-            "delete",
-            "secrets",
-            "--as",
-            "system:serviceaccount:aml-system:rbac-test-identity-operator",
-            check=False,
-        ).stdout
-    )
+    # Credential Secrets are read by name only: the operator can never list or watch
+    # every Secret in the cluster.
+    for verb in ("list", "watch"):
+        assert (
+            "no"
+            in cluster.kubectl(
+                "auth",
+                "can-i",
+                verb,
+                "secrets",
+                "--as",
+                "system:serviceaccount:aml-system:rbac-test-identity-operator",
+                check=False,
+            ).stdout
+        )
     operator = OperatorProcess(cluster, azlocal, tmp_path, resync=5, kubeconfig=kubeconfig).start()
     try:
         role = f"rbac-{namespace}"

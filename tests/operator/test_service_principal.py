@@ -475,3 +475,75 @@ def _renewed(cluster: LocalCluster, namespace: str, old_key: str) -> dict[str, A
     if ready.get("reason") == "Reconciled" and credential.get("keyId") not in (None, old_key):
         return dict(credential)
     return None
+
+
+def test_key_vault_rotation_registers_before_it_merges(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Each new vault version is a certificate the application already accepts; the
+    previous key stays registered through the overlap and is then removed."""
+    from azure.keyvault.certificates import CertificateClient
+
+    vault_url = azlocal.vault_url("kv-ml")
+    name = f"rot-{namespace}"[:60]
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "vault-rotating",
+        {
+            "servicePrincipal": {
+                "displayName": "ml-vault-rotating",
+                "credential": {
+                    "certificate": {
+                        "duration": "60s",
+                        "renewBefore": "40s",
+                        "overlap": "10s",
+                        "keyVault": {"vaultUrl": vault_url, "certificateName": name},
+                    }
+                },
+            }
+        },
+        namespace,
+    )
+    first = wait_ready(cluster, "wid", "vault-rotating", namespace, timeout=90)["status"]
+    certificates = CertificateClient(
+        vault_url, operator_credential(azlocal), connection_verify=str(azlocal.ca_file)
+    )
+
+    def served() -> set[str]:
+        """Thumbprints the application accepts now (customKeyIdentifier is the SHA-1)."""
+        app = application(azlocal, first["clientId"])
+        return {
+            bytes(k.custom_key_identifier).hex().upper()
+            for k in app.key_credentials or []
+            if k.custom_key_identifier
+        }
+
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        current = certificates.get_certificate(name)
+        assert current.properties is not None
+        thumb = bytes(current.properties.x509_thumbprint).hex().upper()
+        if not seen or seen[-1] != thumb:
+            seen.append(thumb)
+            # The version the vault serves is always registered on the application.
+            assert thumb in served(), f"vault serves {thumb}, application accepts {served()}"
+        status = (get(cluster, "wid", "vault-rotating", namespace) or {}).get("status", {})
+        credential = status.get("credential") or {}
+        if (
+            len(seen) >= 2
+            and credential.get("thumbprint") == thumb
+            and not credential.get("previous")
+        ):
+            break
+        time.sleep(0.5)  # pacing of the observer, not synchronisation
+    assert len(seen) >= 2, f"no rotation observed: {seen}"
+    versions = list(certificates.list_properties_of_certificate_versions(name))
+    assert len(versions) >= 2
+    app = application(azlocal, first["clientId"])
+    assert len(app.key_credentials) == 1
+    tags = certificates.get_certificate(name).properties.tags or {}  # type: ignore[union-attr]
+    assert "identity.aml.dev/previous-key-id" not in tags
+    cluster.kubectl("delete", "wid", "vault-rotating", "-n", namespace)
+    wait_gone(cluster, "wid", "vault-rotating", namespace)
