@@ -142,18 +142,15 @@ def _check_certificate(
             continue
         now = ctx.now()
         if not credential.start <= now <= credential.end:
-            # Entra's wording (seen in microsoft/azure-tools-for-java#2785): an expired
-            # key is an invalid signature, with the key's window in the message.
-            state = "expired" if now > credential.end else "not yet valid"
+            # Entra today answers AADSTS1000502 (microsoft-identity-web#2834, 2024); older
+            # answers were AADSTS700027 "The key used is expired" (azure-tools-for-java#2785).
             raise AadError(
                 401,
                 "invalid_client",
-                700027,
-                f"Client assertion contains an invalid signature. [Reason - The key used is "
-                f"{state}., Thumbprint of key used by client: '{credential.thumbprint_sha1}', "
-                f"Found key 'Start={_us_time(credential.start)}, End={_us_time(credential.end)}', "
-                "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see "
-                f"configured keys for app Id '{principal.app_id}'.]",
+                1000502,
+                "The provided certificate is not within its specified validity window. "
+                f"Thumbprint of key used by client: '{credential.thumbprint_sha1}', valid from "
+                f"{_us_time(credential.start)} to {_us_time(credential.end)} (UTC).",
             )
         verify_certificate_assertion(
             assertion,

@@ -4,12 +4,12 @@ service principals, with Graph's permission model for application callers.
 Permissions come from the `roles` claim of the caller's Graph token:
 
 - Application.ReadWrite.All: every application and service principal.
-- Application.ReadWrite.OwnedBy: create applications (the caller becomes an owner) and
-  service principals for applications it owns; read, update, add and remove
-  credentials, and delete only the applications and service principals it owns.
-  Microsoft's permission reference says the permission "cannot update any apps that it
-  is not an owner of"; azlocal also refuses reads of other applications, which is the
-  stricter reading (Graph may list them; see docs/azlocal.md).
+- Application.ReadWrite.OwnedBy: read every application and service principal; create
+  applications (the caller becomes an owner) and service principals for applications it
+  owns; update, add and remove credentials, and delete only the applications and service
+  principals it owns. Microsoft's permission reference: it "cannot update any apps that
+  it is not an owner of" (and, per graphpermissions.merill.net's copy of the reference,
+  may still read them all).
 
 Errors use Graph's OData envelope. Addressing by id, `(appId='...')` and
 `(uniqueName='...')` is supported, and PATCH on an alternate key with
@@ -116,7 +116,9 @@ class Call:
             return
         raise denied()
 
-    may_read = may_write  # OwnedBy: only what it owns (see the module docstring)
+    def may_read(self, owners: list[str]) -> None:
+        if not self.caller.roles & {READ_WRITE_ALL, OWNED_BY}:
+            raise denied()
 
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
@@ -391,7 +393,7 @@ async def list_applications(call: Call) -> web.Response:
     apps = [
         a
         for a in call.ctx.store.applications.values()
-        if READ_WRITE_ALL in call.caller.roles or call.owns(a.owners)
+        if call.caller.roles & {READ_WRITE_ALL, OWNED_BY}
     ]
     apps = _filter(call, apps)
     return _page(call, [_app_json(a) for a in apps])
@@ -469,18 +471,23 @@ async def delete_application(call: Call) -> web.Response:
 # --- credentials ---
 
 
+def bad_proof() -> GraphError:
+    """What Graph answers for a proof it cannot accept (microsoft-graph-docs-contrib
+    #4259, #1076, #2862 quote it)."""
+    return GraphError(
+        401, "Authentication_MissingOrMalformed", "Access Token missing or malformed."
+    )
+
+
 def _verify_proof(app: Application, proof: Any, now: float) -> None:
     """addKey/removeKey proof of possession: a JWT signed by a currently valid key of the
-    application, aud 00000002-0000-0000-c000-000000000000, iss the application's id."""
+    application, aud 00000002-0000-0000-c000-000000000000, iss the application's id. An
+    application without a valid certificate cannot prove anything: it must use PATCH."""
     if not isinstance(proof, str) or not proof:
-        raise bad_request("Property 'proof' is required.")
+        raise denied()  # msgraph-sdk-powershell#779: a missing proof is a 403
     valid = [c for c in app.certificates if c.start <= now <= c.end]
     if not valid:
-        raise bad_request(
-            "The application has no valid certificate to verify the proof of possession; use "
-            "PATCH to update its keyCredentials.",
-            "Authorization_RequestDenied",
-        )
+        raise bad_proof()
     for certificate in valid:
         public_key = x509.load_der_x509_certificate(
             base64.b64decode(certificate.der_b64)
@@ -502,21 +509,12 @@ def _verify_proof(app: Application, proof: Any, now: float) -> None:
             )
         except jwt.InvalidSignatureError:
             continue
-        except jwt.PyJWTError as error:
-            raise bad_request(
-                f"Invalid proof of possession: {error}.", "Authorization_RequestDenied"
-            ) from None
+        except jwt.PyJWTError:
+            raise bad_proof() from None
         if not claims["nbf"] <= now <= claims["exp"] or claims["exp"] - claims["nbf"] > 600:
-            raise bad_request(
-                "Invalid proof of possession: expired, not yet valid, or valid for more than 10 "
-                "minutes.",
-                "Authorization_RequestDenied",
-            )
+            raise bad_proof()
         return
-    raise bad_request(
-        "Invalid proof of possession: not signed by a valid certificate of the application.",
-        "Authorization_RequestDenied",
-    )
+    raise bad_proof()
 
 
 @route("POST", APP + r"/addKey", "graph/applications/addKey")

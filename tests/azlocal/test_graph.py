@@ -148,6 +148,11 @@ def test_the_operator_cannot_touch_an_application_it_does_not_own(azlocal: AzLoc
             Application(display_name="hijacked")
         )
 
+    async def read(graph: GraphServiceClient) -> Any:
+        return await graph.applications_with_app_id(str(legacy.app_id)).get()
+
+    # OwnedBy reads every application, and changes only its own.
+    assert as_principal(azlocal, "aml-identity-operator", read).app_id == legacy.app_id
     refused = error_of(lambda: as_principal(azlocal, "aml-identity-operator", rename))
     assert refused.response_status_code == 403
     assert refused.error.code == "Authorization_RequestDenied"  # type: ignore[attr-defined]
@@ -203,8 +208,8 @@ def test_key_credentials_by_patch_sign_in_and_expire(azlocal: AzLocal, tmp_path:
             certificate_credential(azlocal, str(app.app_id), str(path)).get_token(ARM_SCOPE)
     finally:
         azlocal.admin("PATCH", "settings", {"clockOffsetSeconds": 0})
-    assert "AADSTS700027" in expired.value.message
-    assert "The key used is expired" in expired.value.message
+    assert "AADSTS1000502" in expired.value.message
+    assert "not within its specified validity window" in expired.value.message
 
 
 def test_add_and_remove_key_need_a_valid_proof(azlocal: AzLocal) -> None:
@@ -223,7 +228,7 @@ def test_add_and_remove_key_need_a_valid_proof(azlocal: AzLocal) -> None:
         return as_principal(azlocal, "aml-identity-operator", work)
 
     # No valid certificate yet: addKey cannot be used (PATCH instead).
-    assert error_of(lambda: add(proof(key, der, object_id))).response_status_code == 400
+    assert error_of(lambda: add(proof(key, der, object_id))).response_status_code == 401
 
     async def first(graph: GraphServiceClient) -> None:
         await graph.applications.by_application_id(object_id).patch(
@@ -240,7 +245,8 @@ def test_add_and_remove_key_need_a_valid_proof(azlocal: AzLocal) -> None:
     }
     for why, token in refusals.items():
         failure = error_of(lambda token=token: add(token))
-        assert failure.response_status_code == 400, why
+        assert failure.response_status_code == 401, why
+        assert failure.error.code == "Authentication_MissingOrMalformed", why  # type: ignore[attr-defined]
     added = add(proof(key, der, object_id))
     assert added.key_id is not None
     assert len(azlocal.ctx.store.applications[object_id].certificates) == 2
