@@ -439,14 +439,19 @@ async def get_application(call: Call) -> web.Response:
     return web.json_response(_app_json(app, with_keys=with_keys))
 
 
+def _creates_if_missing(call: Call, error: GraphError) -> bool:
+    """A PATCH on an alternate key that found nothing, asked to upsert."""
+    upsert = "create-if-missing" in call.request.headers.get("Prefer", "").lower()
+    return error.status == 404 and upsert
+
+
 @route("PATCH", APP, "graph/applications/update")
 async def update_application(call: Call) -> web.Response:
     body = _body(call)
     try:
         app = _application(call)
     except GraphError as error:
-        upsert = "create-if-missing" in call.request.headers.get("Prefer", "").lower()
-        if error.status != 404 or not upsert or call.match.group("alt") != "uniqueName":
+        if not _creates_if_missing(call, error) or call.match.group("alt") != "uniqueName":
             raise
         created = _create_application(call, body, call.match.group("key"))
         return web.json_response(_app_json(created), status=201)
@@ -735,8 +740,7 @@ async def update_service_principal(call: Call) -> web.Response:
     try:
         principal = _service_principal(call)
     except GraphError as error:
-        upsert = "create-if-missing" in call.request.headers.get("Prefer", "").lower()
-        if error.status != 404 or not upsert or not call.match.group("key"):
+        if not _creates_if_missing(call, error) or not call.match.group("key"):
             raise
         created = _create_service_principal(call, call.match.group("key"), body)
         return web.json_response(_sp_json(created), status=201)

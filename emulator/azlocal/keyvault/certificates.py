@@ -19,7 +19,13 @@ from .certs import (
     x5t,
 )
 from .dataplane import VaultRequest, route
-from .errors import KeyVaultError, bad_parameter, certificate_not_found, secret_not_found
+from .errors import (
+    KeyVaultError,
+    bad_parameter,
+    certificate_not_found,
+    pending_not_found,
+    secret_not_found,
+)
 from .model import CertificateVersion, PendingOperation, StoredCertificate
 
 KV = "Microsoft.KeyVault/vaults"
@@ -205,9 +211,7 @@ async def get_operation(req: VaultRequest) -> web.Response:
     cert = req.data.certificates.get(name.lower())
     if cert is None or cert.deleted_at is not None or cert.pending is None:
         # Unverified code and wording.
-        raise KeyVaultError(
-            404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
-        )
+        raise pending_not_found(name)
     op = cert.pending
     if op.status == "inProgress" and op.issuer == "Self":
         if op.polls_left > 0:
@@ -229,9 +233,7 @@ async def merge(req: VaultRequest) -> web.Response:
     cert = req.data.certificates.get(name.lower())
     op = cert.pending if cert is not None and cert.deleted_at is None else None
     if cert is None or op is None or op.status != "inProgress" or op.issuer != "Unknown":
-        raise KeyVaultError(
-            404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
-        )
+        raise pending_not_found(name)
     body = req.body if isinstance(req.body, dict) else {}
     chain = body.get("x5c") or []
     if not isinstance(chain, list) or not chain:
@@ -259,9 +261,7 @@ async def delete_operation(req: VaultRequest) -> web.Response:
     name = req.param("name")
     cert = req.data.certificates.get(name.lower())
     if cert is None or cert.pending is None:
-        raise KeyVaultError(
-            404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
-        )
+        raise pending_not_found(name)
     body = _operation(req, cert)
     cert.pending = None
     if not cert.versions:

@@ -57,5 +57,12 @@ def secret_not_found(name: str) -> KeyVaultError:
     )
 
 
+def pending_not_found(name: str) -> KeyVaultError:
+    # Unverified code and wording.
+    return KeyVaultError(
+        404, "PendingCertificateNotFound", f"Pending certificate not found: {name}"
+    )
+
+
 def bad_parameter(message: str) -> KeyVaultError:
     return KeyVaultError(400, "BadParameter", message)
