@@ -297,7 +297,7 @@ async def _rotate(
             Reason.NOT_OWNED, str(error), events=[Event("Warning", "NotOwned", str(error))]
         )
     except AzureFailure as failure:
-        return _credential_failure(view, failure, store.kind, now, renew_before, progress)
+        return _credential_failure(view, failure, store.kind, now, renew_before)
     except (KeyListError, ValueError) as error:  # never a silent drop of a key in use
         return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
     status["credential"] = _credential_status(store.kind, view, renew_before)
@@ -311,10 +311,10 @@ def _credential_failure(
     kind: str,
     now: datetime,
     renew_before: timedelta | None,
-    progress: Progress,
 ) -> Outcome:
     """A failed rotation; louder (CredentialExpiring/Expired) when expiry is near."""
-    outcome = _failed(failure, f"rotating the {kind.lower()}", progress)
+    # The caller adds what this reconcile did (progress) to the events, once.
+    outcome = Outcome.from_failure(failure, f"rotating the {kind.lower()}")
     if state is None:
         return outcome
     active = next((k for k in state.keys if k.key_id == state.active), None)
