@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from .context import OPERATION, PRINCIPAL, Context
 from .store import Application, CertificateCredential, Principal, SecretCredential
+from .tokens import TokenProblem
 
 GRAPH_AUDIENCES = (
     "https://graph.microsoft.com",
@@ -136,24 +137,14 @@ def route(method: str, pattern: str, operation: str) -> Callable[[Handler], Hand
 
 
 def authenticate(ctx: Context, authorization: str | None) -> Caller:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
-        claims = jwt.decode(
-            token,
-            ctx.issuer.key.public_key(),
-            algorithms=["RS256"],
-            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
-        )
-    except jwt.PyJWTError:
-        raise GraphError(
-            401, "InvalidAuthenticationToken", "Access token validation failure. Invalid signature."
-        ) from None
-    if claims.get("exp", 0) < ctx.now():
-        raise GraphError(
-            401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."
-        )
+        claims = ctx.issuer.bearer_claims(authorization)
+    except TokenProblem as problem:
+        message = {
+            "signature": "Access token validation failure. Invalid signature.",
+            "expired": "Lifetime validation failed, the token is expired.",
+        }.get(problem.kind, "Access token is empty.")
+        raise GraphError(401, "InvalidAuthenticationToken", message) from None
     if claims.get("aud") not in GRAPH_AUDIENCES:
         raise GraphError(
             401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."

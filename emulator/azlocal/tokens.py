@@ -102,6 +102,28 @@ class TokenIssuer:
         token = jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": self.kid})
         return token, lifetime
 
+    def bearer_claims(self, authorization: str | None) -> dict[str, Any]:
+        """Claims of an `Authorization: Bearer` token azlocal signed and that has not
+        expired. Audience and tenant are each service's own check; each service renders
+        a TokenProblem in its own error format."""
+        if not authorization:
+            raise TokenProblem("missing")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise TokenProblem("malformed")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.key.public_key(),
+                algorithms=["RS256"],
+                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
+            )
+        except jwt.PyJWTError:
+            raise TokenProblem("signature") from None
+        if claims.get("exp", 0) < self.clock():
+            raise TokenProblem("expired", float(claims.get("exp", 0)))
+        return claims
+
     def verify_arm(self, authorization: str | None) -> dict[str, Any]:
         """Claims of an ARM bearer token, or the 401 ARM answers."""
         challenge = {
@@ -111,47 +133,10 @@ class TokenIssuer:
                 "of missing 'Authorization' header.\""
             )
         }
-        if not authorization:
-            raise ArmError(
-                401,
-                "AuthenticationFailed",
-                "Authentication failed. The 'Authorization' header is missing.",
-                challenge,
-            )
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ArmError(
-                401,
-                "AuthenticationFailedInvalidHeader",
-                "Authentication failed. The 'Authorization' header is provided in an invalid "
-                "format.",
-                challenge,
-            )
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self.key.public_key(),
-                algorithms=["RS256"],
-                options={"verify_aud": False, "verify_exp": False, "verify_nbf": False},
-            )
-        except jwt.PyJWTError:
-            raise ArmError(
-                401,
-                "InvalidAuthenticationToken",
-                "The access token is invalid.",
-                challenge,
-            ) from None
-        now = self.clock()
-        if claims.get("exp", 0) < now:
-            expiry = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(claims.get("exp", 0)))
-            current = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(now))
-            raise ArmError(
-                401,
-                "ExpiredAuthenticationToken",
-                f"The access token expiry UTC time '{expiry}' is earlier than current UTC time "
-                f"'{current}'.",
-                challenge,
-            )
+            claims = self.bearer_claims(authorization)
+        except TokenProblem as problem:
+            raise _arm_error(problem, self.clock(), challenge) from None
         if claims.get("aud") not in ARM_AUDIENCES:
             allowed = "','".join(ARM_AUDIENCES)
             raise ArmError(
@@ -163,6 +148,43 @@ class TokenIssuer:
                 challenge,
             )
         return claims
+
+
+class TokenProblem(Exception):
+    """Why a bearer token was refused: missing, malformed, signature or expired."""
+
+    def __init__(self, kind: str, expired_at: float = 0.0) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.expired_at = expired_at
+
+
+def _arm_error(problem: TokenProblem, now: float, challenge: dict[str, str]) -> ArmError:
+    if problem.kind == "missing":
+        return ArmError(
+            401,
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+            challenge,
+        )
+    if problem.kind == "malformed":
+        return ArmError(
+            401,
+            "AuthenticationFailedInvalidHeader",
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+            challenge,
+        )
+    if problem.kind == "expired":
+        expiry = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(problem.expired_at))
+        current = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(now))
+        return ArmError(
+            401,
+            "ExpiredAuthenticationToken",
+            f"The access token expiry UTC time '{expiry}' is earlier than current UTC time "
+            f"'{current}'.",
+            challenge,
+        )
+    return ArmError(401, "InvalidAuthenticationToken", "The access token is invalid.", challenge)
 
 
 def certificate_assertion_thumbprints(assertion: str) -> tuple[str | None, str | None, str]:
