@@ -21,6 +21,7 @@ from typing import Protocol
 
 from aml_identity.api.observed import Application, KeyCredential, PasswordCredential
 from aml_identity.azure.graph import NewKey
+from aml_identity.azure.vault import PendingRequest, VaultCertificate
 from aml_identity.controllers.outcome import Deps
 from aml_identity.kube.cluster import StoredSecret
 from aml_identity.reconcile import secretstore
@@ -55,8 +56,11 @@ class Store(Protocol):
     def where(self) -> str: ...
 
     async def read(self) -> View: ...
-    async def issue(self, now: datetime, not_before: datetime, not_after: datetime) -> str: ...
-    async def switch(self, key_id: str, now: datetime) -> None: ...
+    # Steps act on what the last read() saw (`view`), so a step needs no reading of its own.
+    async def issue(
+        self, view: View, now: datetime, not_before: datetime, not_after: datetime
+    ) -> str: ...
+    async def switch(self, view: View, key_id: str, now: datetime) -> None: ...
     async def remove(self, key_id: str) -> None: ...
     async def forget_previous(self) -> None: ...
     async def delete(self) -> str | None: ...
@@ -178,11 +182,12 @@ class SecretStore:
             secretstore.parse_time(annotations.get(secretstore.SWITCHED_AT)),
         )
 
-    async def issue(self, now: datetime, not_before: datetime, not_after: datetime) -> str:
+    async def issue(
+        self, view: View, now: datetime, not_before: datetime, not_after: datetime
+    ) -> str:
         """Register a new credential and write it to the Secret in the same step: its
         secret half exists nowhere else. If the write fails, the registered key has no
         holder and the next pass removes it."""
-        view = await self.read()
         label = secretstore.key_display_name(self.owner.namespace, self.owner.name, not_after)
         if self.certificate:
             issued = issue_self_signed(subject_of(self.owner), not_before, not_after)
@@ -212,7 +217,7 @@ class SecretStore:
         )
         return f"{what} (key {key_id})"
 
-    async def switch(self, key_id: str, now: datetime) -> None:
+    async def switch(self, view: View, key_id: str, now: datetime) -> None:
         raise AssertionError("a Secret cannot switch to a key it does not hold")
 
     async def remove(self, key_id: str) -> None:
@@ -258,6 +263,8 @@ class VaultStore:
     vault_url: str
     name: str
     keys: AppKeys = field(init=False)
+    _current: VaultCertificate | None = None  # as the last read() saw them
+    _pending: PendingRequest | None = None
 
     @property
     def kind(self) -> str:
@@ -276,8 +283,8 @@ class VaultStore:
 
     async def read(self) -> View:
         vault = self.deps.vault
-        current = await vault.current(self.vault_url, self.name)
-        pending = await vault.pending(self.vault_url, self.name)
+        current = self._current = await vault.current(self.vault_url, self.name)
+        pending = self._pending = await vault.pending(self.vault_url, self.name)
         tags = current.tags if current else (self._owner_tags() if pending else {})
         if (current or pending) and tags.get("aml-identity.uid") != self.owner.uid:
             raise NotOwnedError(f"{self.where} exists and was not created by this WorkloadIdentity")
@@ -298,10 +305,11 @@ class VaultStore:
             switchable,
         )
 
-    async def issue(self, now: datetime, not_before: datetime, not_after: datetime) -> str:
-        view = await self.read()
+    async def issue(
+        self, view: View, now: datetime, not_before: datetime, not_after: datetime
+    ) -> str:
         vault = self.deps.vault
-        pending = await vault.pending(self.vault_url, self.name) or await vault.request(
+        pending = self._pending or await vault.request(
             self.vault_url,
             self.name,
             subject_of(self.owner),
@@ -319,8 +327,7 @@ class VaultStore:
         await self._merge(key_id, der, _still_valid(view, now), now)
         return f"certificate {thumbprint(der)} (key {key_id})"
 
-    async def switch(self, key_id: str, now: datetime) -> None:
-        view = await self.read()
+    async def switch(self, view: View, key_id: str, now: datetime) -> None:
         key = next(k for k in self.keys.keys if k.key_id == key_id)
         assert key.der is not None
         await self._merge(key_id, key.der, _still_valid(view, now), now)
@@ -337,7 +344,7 @@ class VaultStore:
         await self.keys.remove(key_id)
 
     async def forget_previous(self) -> None:
-        current = await self.deps.vault.current(self.vault_url, self.name)
+        current = self._current
         if current is None:
             return
         tags = {

@@ -239,8 +239,8 @@ async def _rotate(
     now = clock()
     view: View | None = None
     try:
+        view = await store.read()
         for _ in range(MAX_STEPS):
-            view = await store.read()
             active = next((k for k in view.keys if k.key_id == view.active), None)
             if active is not None and active.not_after <= now:
                 progress.note(
@@ -261,7 +261,7 @@ async def _rotate(
                 break
             if step.action is Action.ISSUE:
                 not_before, not_after = validity_window(now, duration)
-                what = await store.issue(now, not_before, not_after)
+                what = await store.issue(view, now, not_before, not_after)
                 rotated = view.active is not None
                 progress.note(
                     "Rotated" if rotated else "Issued",
@@ -271,7 +271,7 @@ async def _rotate(
                 )
             elif step.action is Action.SWITCH:
                 assert step.key_id is not None
-                await store.switch(step.key_id, now)
+                await store.switch(view, step.key_id, now)
                 progress.note("Switched", f"{store.where} now serves key {step.key_id}")
             else:
                 assert step.key_id is not None
@@ -291,7 +291,7 @@ async def _rotate(
                     "KeyRemoved", f"Removed {store.kind} key {step.key_id}: {step.reason}"
                 )
             progress.writes += 1
-        view = await store.read()
+            view = await store.read()  # only after a write: at rest, one read per resync
     except NotOwnedError as error:
         return Outcome(
             Reason.NOT_OWNED, str(error), events=[Event("Warning", "NotOwned", str(error))]
