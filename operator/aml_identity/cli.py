@@ -42,6 +42,24 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="manifest file or directory (repeatable)",
     )
+    condition = commands.add_parser(
+        "azure-condition",
+        help="print the ABAC condition for the operator's own role assignment",
+        description=(
+            "Prints the condition to put on the operator's Role Based Access Control "
+            "Administrator assignment: it may then write and delete only role assignments "
+            "of the roles the live MLAccessPolicies allow, to the principal types they "
+            "allow. Reads the policies from the cluster and resolves built-in role names "
+            "in Azure."
+        ),
+    )
+    condition.add_argument(
+        "--scope",
+        help=(
+            "ARM scope to resolve built-in role names at (default: the subscription); any "
+            "scope the caller may read role definitions at"
+        ),
+    )
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
@@ -50,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.log_format, args.verbose)
     if args.command == "plan":
         return _plan(args.filename)
+    if args.command == "azure-condition":
+        return _condition(args.scope)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")
@@ -84,6 +104,16 @@ def _plan(paths: list[Path]) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = _settings()
     return 1 if settings is None else plan.run(settings, paths)
+
+
+def _condition(scope: str | None) -> int:
+    import logging
+
+    from aml_identity.handlers import condition
+
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    settings = _settings()
+    return 1 if settings is None else condition.run(settings, scope)
 
 
 def _run(log_format: str, verbose: bool) -> int:

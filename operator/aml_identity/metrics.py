@@ -28,3 +28,15 @@ CREDENTIAL_EXPIRY = Gauge(
     "the one being retired (slot=previous). Alert when time() is close to it.",
     ["namespace", "name", "slot"],
 )
+POLICY_VIOLATIONS = Gauge(
+    "aml_identity_policy_violations",
+    "Resources that no MLAccessPolicy allows but that run on because every policy selecting "
+    "their namespace says enforcement: Audit (1 while the violation lasts).",
+    ["kind", "namespace", "name"],
+)
+POLICY_DENIALS = Counter(
+    "aml_identity_policy_denials_total",
+    "Reconciles and admission requests refused by MLAccessPolicy, by kind and where "
+    "(admission or reconcile).",
+    ["kind", "where"],
+)

@@ -46,6 +46,14 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AML_IDENTITY_AUTHORITY_HOST", "AZURE_AUTHORITY_HOST"),
         description="Entra authority host.",
     )
+    key_vault_hosts: list[str] = Field(
+        default_factory=lambda: ["*.vault.azure.net"],
+        description=(
+            "Host patterns of this cloud's Key Vaults (public cloud *.vault.azure.net; "
+            "*.vault.azure.cn, *.vault.usgovcloudapi.net elsewhere). A keyVault.vaultUrl "
+            "outside them is refused: the operator sends its Azure token there."
+        ),
+    )
     ca_bundle: str | None = Field(
         default=None,
         description="CA bundle (PEM) to trust for ARM and Entra (a private cloud's, azlocal's).",
@@ -89,4 +97,38 @@ class Settings(BaseSettings):
     disable_instance_discovery: bool = Field(
         default=False,
         description="Skip MSAL's authority validation (private authorities and azlocal).",
+    )
+    webhook_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the validating admission webhook (HTTPS); 0 serves none. The chart sets 9443."
+        ),
+    )
+    webhook_address: str = Field(
+        default="0.0.0.0",  # noqa: S104 (in a Pod the Service reaches it on the Pod IP)
+        description="Address the webhook listens on.",
+    )
+    webhook_cert_dir: str | None = Field(
+        default=None,
+        description=(
+            "Directory with tls.crt and tls.key for the webhook (the chart mounts its "
+            "Secret here). Unset: a self-signed certificate is made at start-up."
+        ),
+    )
+    webhook_host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Host the API server calls the webhook at, when the operator manages the "
+            "webhook configuration itself (webhook_configuration)."
+        ),
+    )
+    webhook_configuration: str = Field(
+        default="",
+        description=(
+            "Name of a ValidatingWebhookConfiguration the operator creates and keeps "
+            "pointing at itself (outside a cluster: development, tests, the demo). Empty: "
+            "the Helm chart manages it."
+        ),
     )

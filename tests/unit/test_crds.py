@@ -73,12 +73,17 @@ def test_names_scope_columns_and_status_subresource() -> None:
     assert mlrb["spec"]["names"]["shortNames"] == ["mlrb"]
     assert mlrole["spec"]["scope"] == "Cluster"
     assert wid["spec"]["scope"] == mlrb["spec"]["scope"] == "Namespaced"
-    for crd in by_kind.values():
+    for kind, crd in by_kind.items():
         version = crd["spec"]["versions"][0]
-        assert version["subresources"] == {"status": {}}
         names = [c["name"] for c in version["additionalPrinterColumns"]]
-        assert names[:2] == ["Ready", "Reason"]
         assert "Age" in names
+        if kind == "MLAccessPolicy":  # nothing in Azure, so no status and no Ready
+            assert crd["spec"]["scope"] == "Cluster"
+            assert version["subresources"] == {}
+            assert names[0] == "Enforcement"
+            continue
+        assert version["subresources"] == {"status": {}}
+        assert names[:2] == ["Ready", "Reason"]
     wid_columns = {c["name"] for c in wid["spec"]["versions"][0]["additionalPrinterColumns"]}
     mlrb_columns = {c["name"] for c in mlrb["spec"]["versions"][0]["additionalPrinterColumns"]}
     assert {"Client ID", "Principal ID"} <= wid_columns
@@ -87,8 +92,11 @@ def test_names_scope_columns_and_status_subresource() -> None:
 
 def test_defaults_are_in_the_schema() -> None:
     spec = _schema(0)["properties"]["spec"]["properties"]
-    assert spec["deletionPolicy"]["default"] == "Delete"
+    # Unset means Delete for what the operator created, Orphan for what it adopted.
+    assert "default" not in spec["deletionPolicy"]
     assert spec["deletionPolicy"]["enum"] == ["Delete", "Orphan"]
+    binding = _schema(1)["properties"]["spec"]["properties"]
+    assert binding["deletionPolicy"]["default"] == "Delete"
     assert spec["managementPolicy"]["default"] == "Manage"
     fic = spec["federatedCredentials"]["items"]["properties"]
     assert fic["audiences"]["default"] == ["api://AzureADTokenExchange"]
@@ -105,12 +113,15 @@ def test_lists_keyed_by_name_reject_duplicates() -> None:
 
 def test_status_has_no_defaults() -> None:
     for index in range(len(KINDS)):
+        if "status" not in _schema(index)["properties"]:
+            continue  # MLAccessPolicy: no status
         for path, node in _walk(_schema(index)["properties"]["status"]):
             assert "default" not in node, f"status{path} has a default"
 
 
 def test_file_names_follow_group_and_plural() -> None:
     assert sorted(file_name(k) for k in KINDS) == [
+        "identity.aml.dev_mlaccesspolicies.yaml",
         "identity.aml.dev_mlrolebindings.yaml",
         "identity.aml.dev_mlroles.yaml",
         "identity.aml.dev_workloadidentities.yaml",

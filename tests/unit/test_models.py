@@ -47,7 +47,7 @@ def test_camel_case_wire_names_and_defaults() -> None:
     )
     assert wid.spec.managed_identity is not None
     assert wid.spec.managed_identity.resource_group == "rg"
-    assert wid.spec.deletion_policy == "Delete"
+    assert wid.spec.deletion_policy is None  # Delete if created, Orphan if adopted
     assert wid.spec.management_policy == "Manage"
     assert wid.spec.service_accounts[0].create is False
     assert wid.spec.federated_credentials[0].audiences == ["api://AzureADTokenExchange"]

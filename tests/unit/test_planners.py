@@ -16,6 +16,7 @@ from aml_identity.azure.errors import TABLE, classify
 from aml_identity.reconcile import names
 from aml_identity.reconcile.binding import Owned, Principal, plan_binding, role_definition_id
 from aml_identity.reconcile.identity import Owner, SpecError, desired_identity, plan_identity
+from aml_identity.reconcile.names import ADOPTABLE_TAG
 from aml_identity.reconcile.role import definition_body, plan_role
 
 OWNER = Owner("ml-team", "trainer", "uid-1", "prod-cluster")
@@ -158,9 +159,32 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
     blocked = plan_identity(desired, theirs, [], owner_uid="uid-1", adopt=False)
     assert blocked.blocked is not None
     assert blocked.blocked[0] is Reason.NOT_OWNED
-    adopted = plan_identity(desired, theirs, [], owner_uid="uid-1", adopt=True)
+    unconsented = plan_identity(
+        desired, theirs, [], owner_uid="uid-1", adopt=True, consent="ml-team/trainer"
+    )
+    assert unconsented.blocked is not None
+    assert "aml-identity.adoptable-by=ml-team/trainer" in unconsented.blocked[1]
+    wrong = observed_identity({"owner": "someone", ADOPTABLE_TAG: "other/trainer"})
+    assert plan_identity(
+        desired, wrong, [], owner_uid="uid-1", adopt=True, consent="ml-team/trainer"
+    ).blocked
+    consenting = observed_identity({"owner": "someone", ADOPTABLE_TAG: "ml-team/trainer"})
+    theirs_credential = FederatedCredential("their-ci", "https://ci", "repo:x", ("aud",))
+    adopted = plan_identity(
+        desired,
+        consenting,
+        [theirs_credential],
+        owner_uid="uid-1",
+        adopt=True,
+        consent="ml-team/trainer",
+    )
     assert adopted.blocked is None
-    assert adopted.tags == desired.tags
+    # The owner's tags stay and ours are added; their credentials are never deleted.
+    assert adopted.tags == {**consenting.tags, **desired.tags}
+    assert adopted.delete_credentials == ()
+    nothing = plan_identity(desired, None, [], owner_uid="uid-1", adopt=True, consent="x/y")
+    assert nothing.blocked is not None
+    assert "nothing to adopt" in nothing.blocked[1]
     stripped = plan_identity(
         desired, theirs, [], owner_uid="uid-1", adopt=False, known_principal="principal"
     )

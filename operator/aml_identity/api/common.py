@@ -127,6 +127,11 @@ class Reason(StrEnum):
     CREDENTIAL_EXPIRING = "CredentialExpiring"
     CREDENTIAL_EXPIRED = "CredentialExpired"
     AZURE_ERROR = "AzureError"
+    # No MLAccessPolicy allows (part of) the request: nothing denied is written to Azure,
+    # and what was granted before is revoked.
+    POLICY_DENIED = "PolicyDenied"
+    # The PolicyViolation condition (Audit): allowed to proceed, reported.
+    POLICY_VIOLATION = "PolicyViolation"
 
 
 # Reasons after which the operator keeps retrying on its own and the resource is
@@ -145,14 +150,20 @@ TRANSIENT_REASONS: frozenset[Reason] = frozenset(
 class Condition(ApiModel):
     """A Kubernetes-style status condition (the shape of metav1.Condition)."""
 
-    type: str = Field(description="Condition type. The operator sets Ready.")
+    type: str = Field(
+        description=(
+            "Condition type. The operator sets Ready, and PolicyViolation while an "
+            "MLAccessPolicy in Audit mode would deny part of the resource."
+        )
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
         description=(
             "One word in CamelCase from a fixed list: Reconciled, Reconciling, "
             "WaitingForDependency, WaitingForPrincipalReplication, Throttled, Deleting, "
             "InvalidSpec, NotOwned, Forbidden, Conflict, DriftDetected, DeletionBlocked, "
-            "CredentialExpiring, CredentialExpired, AzureError."
+            "CredentialExpiring, CredentialExpired, AzureError, PolicyDenied, "
+            "PolicyViolation."
         )
     )
     message: str = Field(default="", description="What happened, for a person to read.")

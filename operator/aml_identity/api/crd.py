@@ -20,6 +20,7 @@ import yaml
 
 from . import GROUP, VERSION
 from .common import ApiModel, matches_rule
+from .mlaccesspolicy import MLAccessPolicy
 from .mlrole import MLRole
 from .mlrolebinding import MLRoleBinding
 from .workloadidentity import WorkloadIdentity
@@ -101,6 +102,16 @@ KINDS: list[Kind] = [
             },
             _AGE,
             _MESSAGE,
+        ],
+    ),
+    Kind(
+        model=MLAccessPolicy,
+        plural="mlaccesspolicies",
+        scope="Cluster",
+        short_names=["mlap"],
+        columns=[
+            {"name": "Enforcement", "type": "string", "jsonPath": ".spec.enforcement"},
+            _AGE,
         ],
     ),
 ]
@@ -209,7 +220,7 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}} if "status" in schema["properties"] else {},
                     "additionalPrinterColumns": kind.columns,
                     "schema": {"openAPIV3Schema": open_api},
                 }

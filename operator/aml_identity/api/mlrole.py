@@ -78,6 +78,15 @@ class MLRoleSpec(ApiModel):
             "items": {"type": "string", "maxLength": 1024, "pattern": ARM_ID_PATTERN}
         },
     )
+    privileged: bool = Field(
+        default=False,
+        description=(
+            "Must be true for a role whose actions include *, a wildcard over a whole "
+            "provider (Microsoft.Storage/*, */write) or Microsoft.Authorization writes; such "
+            "a role is refused otherwise. Binding a privileged MLRole needs an "
+            "MLAccessPolicy role rule with privileged: true."
+        ),
+    )
     deletion_policy: DeletionPolicy = deletion_policy_field()
     management_policy: ManagementPolicy = management_policy_field()
 

@@ -20,7 +20,6 @@ from .common import (
     DeletionPolicy,
     ManagementPolicy,
     cel,
-    deletion_policy_field,
     management_policy_field,
     pattern_with_message,
     schema_extra,
@@ -365,7 +364,15 @@ class WorkloadIdentitySpec(ApiModel):
             x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["name"]
         ),
     )
-    deletion_policy: DeletionPolicy = deletion_policy_field()
+    deletion_policy: DeletionPolicy | None = Field(
+        default=None,
+        description=(
+            "What to do in Azure when this resource is deleted. Delete removes what the "
+            "operator created; Orphan leaves it in Azure and only removes the finalizer. "
+            "Unset: Delete for an identity the operator created, Orphan for an adopted one "
+            "(only the federated credentials this resource added are removed)."
+        ),
+    )
     management_policy: ManagementPolicy = management_policy_field()
 
 

@@ -8,7 +8,9 @@ from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRole
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
+from aml_identity.reconcile.policy import ml_role_problem
 from aml_identity.reconcile.role import definition_body, plan_role
 
 
@@ -20,6 +22,13 @@ def _guid(deps: Deps, role: MLRole, body: dict[str, Any]) -> str:
 
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     role = MLRole.model_validate(body)
+    problem = ml_role_problem(role.spec)
+    if problem is not None:
+        # Nothing is written: an existing definition keeps its last allowed permissions.
+        POLICY_DENIALS.labels("MLRole", "reconcile").inc()
+        return Outcome(
+            Reason.POLICY_DENIED, problem, events=[Event("Warning", "PolicyDenied", problem)]
+        )
     scope = role.spec.assignable_scopes[0]
     guid = _guid(deps, role, body)
     try:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
+from aml_identity.api.observed import RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers.guard import with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.reconcile.binding import (
     Owned,
@@ -16,7 +20,9 @@ from aml_identity.reconcile.binding import (
     scope_id,
 )
 from aml_identity.reconcile.conditions import READY
+from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
 
+KIND = "MLRoleBinding"
 WAIT = 10.0  # seconds between looks at a dependency that is not Ready yet
 
 
@@ -44,15 +50,55 @@ def _ready(obj: dict[str, Any]) -> bool:
     )
 
 
-async def _role(deps: Deps, binding: MLRoleBinding, scope: str) -> tuple[str, str]:
-    """(role definition id, role name)."""
+@dataclass(frozen=True)
+class ResolvedRole:
+    definition_id: str
+    name: str
+    facts: RoleFacts
+
+
+def _guid(definition_id: str) -> str:
+    return definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _definition_facts(found: RoleDefinition, definition_id: str) -> RoleFacts:
+    built_in = found.role_type == "BuiltInRole"
+    return RoleFacts(
+        guid=_guid(definition_id),
+        name=found.role_name,
+        built_in=built_in,
+        privileged=privileged_reason(
+            guid=_guid(definition_id),
+            actions=found.actions,
+            not_actions=found.not_actions,
+            custom=not built_in,
+        ),
+    )
+
+
+def ml_role_facts(name: str, ml_role: dict[str, Any], guid: str) -> RoleFacts:
+    """An MLRole's facts from its spec: privileged when it says so or its actions are."""
+    spec = MLRoleSpec.model_validate(ml_role["spec"])
+    why = privileged_reason(
+        guid=guid,
+        actions=spec.permissions.actions,
+        not_actions=spec.permissions.not_actions,
+        custom=True,
+    )
+    if why is None and spec.privileged:
+        why = "the MLRole says privileged: true"
+    return RoleFacts(guid=guid, name=spec.role_name, built_in=False, ml_role=name, privileged=why)
+
+
+async def resolve_role(deps: Deps, binding: MLRoleBinding, scope: str) -> ResolvedRole:
     role = binding.spec.role
     sub = deps.settings.subscription_id
     if role.built_in is not None:
         found = await deps.gateway.role_definition_by_name(scope, role.built_in)
         if found is None or found.role_type != "BuiltInRole":
             raise Invalid(f"there is no built-in role named '{role.built_in}'")
-        return role_definition_id(found.name, scope, sub), found.role_name
+        full = role_definition_id(found.name, scope, sub)
+        return ResolvedRole(full, found.role_name, _definition_facts(found, full))
     if role.ml_role is not None:
         ml_role = await deps.cluster.get_custom("mlroles", None, role.ml_role)
         if ml_role is None:
@@ -60,21 +106,33 @@ async def _role(deps: Deps, binding: MLRoleBinding, scope: str) -> tuple[str, st
         if not _ready(ml_role):
             raise Waiting(f"MLRole {role.ml_role} is not Ready")
         scopes = ml_role["spec"].get("assignableScopes", [])
-        if not any(
-            scope.lower() == s.lower() or scope.lower().startswith(s.lower().rstrip("/") + "/")
-            for s in scopes
-        ):
+        if not any(_within(scope, s) for s in scopes):
             raise Invalid(
                 f"scope {scope} is outside the assignable scopes of MLRole {role.ml_role} "
                 f"({', '.join(scopes)})"
             )
-        return str(ml_role["status"]["roleDefinitionId"]), str(ml_role["spec"]["roleName"])
+        full = str(ml_role["status"]["roleDefinitionId"])
+        facts = ml_role_facts(role.ml_role, ml_role, _guid(full))
+        return ResolvedRole(full, facts.name, facts)
     assert role.role_definition_id is not None
     full = role_definition_id(role.role_definition_id, scope, sub)
-    found = await deps.gateway.get_role_definition(scope, full.rsplit("/", 1)[-1])
+    found = await deps.gateway.get_role_definition(scope, _guid(full))
     if found is None:
         raise Invalid(f"role definition {role.role_definition_id} does not exist")
-    return full, found.role_name
+    return ResolvedRole(full, found.role_name, _definition_facts(found, full))
+
+
+def subject_refs(binding: MLRoleBinding) -> list[SubjectRef]:
+    return [
+        SubjectRef(
+            part=f"subjects[{i}]",
+            workload_identity=s.workload_identity,
+            principal_id=s.principal_id,
+            principal_type=s.principal_type,
+            system_assigned_identity_of=s.system_assigned_identity_of,
+        )
+        for i, s in enumerate(binding.spec.subjects)
+    ]
 
 
 async def _principal(deps: Deps, namespace: str, subject: Subject) -> Principal:
@@ -115,8 +173,25 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     namespace = body["metadata"]["namespace"]
     scope = scope_id(binding.spec.scope, deps.settings.subscription_id)
     try:
-        role_id, role_name = await _role(deps, binding, scope)
-        principals = [await _principal(deps, namespace, s) for s in binding.spec.subjects]
+        role = await resolve_role(deps, binding, scope)
+    except Waiting as waiting:
+        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting), retry_after=WAIT)
+    except Invalid as invalid:
+        return _invalid(str(invalid))
+    except AzureFailure as failure:
+        return Outcome.from_failure(failure, "reading the role definition")
+    # The policy decides before any subject is resolved or any assignment written.
+    verdict = check_binding(
+        await deps.policy_set(namespace), role.facts, scope, subject_refs(binding)
+    )
+    denied_all = verdict.denies("role")
+    allowed = [
+        subject
+        for i, subject in enumerate(binding.spec.subjects)
+        if not denied_all and not verdict.denies(f"subjects[{i}]")
+    ]
+    try:
+        principals = [await _principal(deps, namespace, s) for s in allowed]
         observed = {
             p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
             for p in principals
@@ -124,12 +199,31 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     except Waiting as waiting:
         return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting), retry_after=WAIT)
     except Invalid as invalid:
-        message = str(invalid)
-        return Outcome(
-            Reason.INVALID_SPEC, message, events=[Event("Warning", "InvalidSpec", message)]
-        )
+        return _invalid(str(invalid))
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role assignments")
+    revoking = bool(verdict.enforced)
+    outcome = await _apply(deps, binding, scope, role, principals, observed, revoking=revoking)
+    return with_verdict(outcome, verdict, KIND, namespace, body["metadata"]["name"])
+
+
+def _invalid(message: str) -> Outcome:
+    return Outcome(Reason.INVALID_SPEC, message, events=[Event("Warning", "InvalidSpec", message)])
+
+
+async def _apply(
+    deps: Deps,
+    binding: MLRoleBinding,
+    scope: str,
+    role: ResolvedRole,
+    principals: list[Principal],
+    observed: dict[str, list[RoleAssignment]],
+    *,
+    revoking: bool,
+) -> Outcome:
+    """Plan and write. With `revoking`, assignments of denied subjects or of a denied role
+    are missing from `principals`, so their removal is a revocation."""
+    role_id, role_name = role.definition_id, role.name
     owned = _owned(binding)
     plan = plan_binding(
         scope=scope, role_definition=role_id, principals=principals, observed=observed, owned=owned
@@ -176,11 +270,23 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         for stale in plan.deletes:
             await deps.gateway.delete_assignment(stale.scope, stale.name)
             writes += 1
-            events.append(
-                Event(
-                    "Normal", "Unassigned", f"Removed role assignment {stale.name} at {stale.scope}"
+            if revoking:
+                events.append(
+                    Event(
+                        "Warning",
+                        "Revoked",
+                        f"Revoked role assignment {stale.name} ({stale.principal_id}) at "
+                        f"{stale.scope}: no MLAccessPolicy allows it any more",
+                    )
                 )
-            )
+            else:
+                events.append(
+                    Event(
+                        "Normal",
+                        "Unassigned",
+                        f"Removed role assignment {stale.name} at {stale.scope}",
+                    )
+                )
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, "writing role assignments")
         # Keep what exists recorded, so the next attempt neither repeats nor forgets it.

@@ -11,6 +11,7 @@ from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
 from aml_identity.azure.vault import VaultGateway
 from aml_identity.kube.cluster import Cluster
+from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
 
 
@@ -33,6 +34,8 @@ class Outcome:
     retry_after: float | None = None
     pending_changes: list[str] = field(default_factory=list)
     azure_writes: int = 0
+    # Audit mode: what a policy would deny, reported in the PolicyViolation condition.
+    policy_violation: str | None = None
 
     @classmethod
     def from_failure(cls, failure: AzureFailure, doing: str) -> Outcome:
@@ -56,3 +59,13 @@ class Deps:
     graph: GraphGateway
     vault: VaultGateway
     manage: bool = True  # False for `aml-identity plan`: observe only, never write
+    # The MLAccessPolicies and namespace labels; the handlers put a fresh view here for
+    # every reconcile and admission request (kopf indexes), the plan command reads them.
+    policies: PolicyBook = field(default_factory=PolicyBook)
+
+    async def policy_set(self, namespace: str) -> PolicySet:
+        """The policies selecting `namespace`; its labels are read when not yet seen."""
+        labels = self.policies.labels(namespace)
+        if labels is None:
+            labels = await self.cluster.namespace_labels(namespace) or {}
+        return self.policies.for_namespace(namespace, labels)

@@ -84,12 +84,17 @@ def application_of(resource: WorkloadIdentity, owner: Owner) -> tuple[str, str, 
 
 
 async def reconcile(
-    deps: Deps, resource: WorkloadIdentity, owner: Owner, clock: Clock = _now
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    clock: Clock = _now,
+    excluded: frozenset[str] = frozenset(),
 ) -> Outcome:
+    """`excluded`: federated credentials a policy denies (not made, removed if present)."""
     graph = deps.graph
     unique, display_name, tags, notes = application_of(resource, owner)
     try:
-        wanted_fics = desired_federated_credentials(resource.spec, owner, deps.issuer)
+        wanted_fics = desired_federated_credentials(resource.spec, owner, deps.issuer, excluded)
     except SpecError as error:
         return Outcome(Reason.INVALID_SPEC, str(error))
     progress = Progress()
@@ -385,6 +390,41 @@ def forget_expiry(owner: Owner) -> None:
     for slot in ("current", "previous"):
         with contextlib.suppress(KeyError):
             CREDENTIAL_EXPIRY.remove(owner.namespace, owner.name, slot)
+
+
+async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:
+    """No policy allows this service principal (any more): remove its federated
+    credentials, certificates and secrets, so nothing can sign in as it. The application
+    stays; allowed again, the next reconcile issues a new credential."""
+    unique, *_ = application_of(resource, owner)
+    progress = Progress()
+    graph = deps.graph
+    try:
+        app = await graph.get_application(unique)
+        if app is None or not owned_by_list(app.tags, owner.uid):
+            return Outcome(Reason.RECONCILED, "no application was created")
+        why = "no MLAccessPolicy allows this identity"
+        for fic in await graph.list_federated_credentials(app.object_id):
+            await graph.delete_federated_credential(app.object_id, fic.name)
+            progress.writes += 1
+            progress.note("Revoked", f"Revoked federated credential {fic.name}: {why}", True)
+        if app.keys:
+            await graph.set_keys(app.object_id, [])
+            progress.writes += 1
+            progress.note("Revoked", f"Revoked {len(app.keys)} certificate(s): {why}", True)
+        for password in app.passwords:
+            await graph.remove_password(app.object_id, password.key_id)
+            progress.writes += 1
+            progress.note("Revoked", f"Revoked client secret {password.key_id}: {why}", True)
+    except AzureFailure as failure:
+        return _failed(failure, "revoking the application's credentials", progress)
+    return Outcome(
+        Reason.RECONCILED,
+        "credentials removed" if progress.writes else "nothing to revoke",
+        status={"federatedCredentials": []},
+        events=progress.events,
+        azure_writes=progress.writes,
+    )
 
 
 async def delete(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:

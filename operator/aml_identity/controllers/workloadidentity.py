@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.observed import Identity
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers import serviceprincipal
+from aml_identity.controllers.guard import with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION
 from aml_identity.metrics import DRIFT_CORRECTIONS
@@ -19,7 +21,8 @@ from aml_identity.reconcile.identity import (
     desired_identity,
     plan_identity,
 )
-from aml_identity.reconcile.names import ADOPT_ANNOTATION, owned_by
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, owned_by
+from aml_identity.reconcile.policy import FederationRef, IdentityRequest, Verdict, check_identity
 
 KIND = "WorkloadIdentity"
 
@@ -29,27 +32,113 @@ def owner_of(body: dict[str, Any], cluster_id: str) -> Owner:
     return Owner(meta["namespace"], meta["name"], meta["uid"], cluster_id)
 
 
-def _desired(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> DesiredIdentity:
+def _desired(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    excluded: frozenset[str] = frozenset(),
+) -> DesiredIdentity:
     return desired_identity(
         resource.spec,
         owner,
         default_subscription=deps.settings.subscription_id,
         issuer=deps.issuer,
+        excluded=excluded,
+    )
+
+
+def adoption_requested(body: dict[str, Any]) -> bool:
+    return (body["metadata"].get("annotations") or {}).get(ADOPT_ANNOTATION) == "true"
+
+
+def identity_request(
+    resource: WorkloadIdentity, namespace: str, name: str, default_subscription: str, adopt: bool
+) -> IdentityRequest:
+    """What the resource asks of the policies: where, which credential, which federations
+    (its serviceAccounts are its own namespace's and always allowed)."""
+    spec = resource.spec
+    mi = spec.managed_identity
+    sp = spec.service_principal
+    credential = sp.credential if sp is not None else None
+    kind: str | None = None
+    duration: str | None = None
+    vault: str | None = None
+    if credential is not None and credential.certificate is not None:
+        kind, duration = "Certificate", credential.certificate.duration
+        if credential.certificate.key_vault is not None:
+            vault = credential.certificate.key_vault.vault_url
+    elif credential is not None and credential.client_secret is not None:
+        kind, duration = "ClientSecret", credential.client_secret.duration
+    return IdentityRequest(
+        namespace=namespace,
+        name=name,
+        managed_identity=(
+            (mi.subscription_id or default_subscription, mi.resource_group, mi.location)
+            if mi is not None
+            else None
+        ),
+        service_principal=sp is not None,
+        credential_kind=kind,
+        credential_duration=duration,
+        key_vault_url=vault,
+        federated=tuple(
+            FederationRef(f.name, f.issuer, f.subject) for f in spec.federated_credentials
+        ),
+        adopt=adopt and mi is not None,
+    )
+
+
+async def verdict_for(deps: Deps, resource: WorkloadIdentity, body: dict[str, Any]) -> Verdict:
+    meta = body["metadata"]
+    request = identity_request(
+        resource,
+        meta["namespace"],
+        meta["name"],
+        deps.settings.subscription_id,
+        adoption_requested(body),
+    )
+    return check_identity(
+        await deps.policy_set(meta["namespace"]),
+        request,
+        cluster_issuer=deps.issuer,
+        vault_hosts=deps.settings.key_vault_hosts,
+    )
+
+
+def denied_federations(verdict: Verdict) -> frozenset[str]:
+    prefix = "federatedCredentials["
+    return frozenset(
+        d.part[len(prefix) : -1] for d in verdict.enforced if d.part.startswith(prefix)
     )
 
 
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     resource = WorkloadIdentity.model_validate(body)
     owner = owner_of(body, deps.settings.cluster_id)
+    verdict = await verdict_for(deps, resource, body)
+    if verdict.denies("identity"):
+        outcome = await revoke(deps, resource, owner)
+    else:
+        outcome = await _reconcile(deps, resource, owner, body, denied_federations(verdict))
+    return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
+
+
+async def _reconcile(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    body: dict[str, Any],
+    excluded: frozenset[str],
+) -> Outcome:
     if resource.spec.service_principal is not None:
-        outcome = await serviceprincipal.reconcile(deps, resource, owner)
+        outcome = await serviceprincipal.reconcile(deps, resource, owner, excluded=excluded)
         if outcome.reason is Reason.RECONCILED and outcome.status.get("clientId"):
             outcome.events += await _sync_service_accounts(
                 deps, resource, owner, str(outcome.status["clientId"]), deps.settings.tenant_id
             )
         return outcome
     try:
-        desired = _desired(deps, resource, owner)
+        desired = _desired(deps, resource, owner, excluded)
     except SpecError as error:
         return Outcome(Reason.INVALID_SPEC, str(error))
     gateway = deps.gateway
@@ -59,15 +148,16 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         credentials = await gateway.list_federated_credentials(sub, group, name) if observed else []
     except AzureFailure as failure:
         return Outcome.from_failure(failure, f"reading managed identity {name}")
-    adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
     known_principal = resource.status.principal_id if resource.status else None
     plan = plan_identity(
         desired,
         observed,
         credentials,
         owner_uid=owner.uid,
-        adopt=adopt,
+        adopt=adoption_requested(body),
+        consent=f"{owner.namespace}/{owner.name}",
         known_principal=known_principal,
+        made_credentials=_made_credentials(resource),
     )
     if plan.blocked:
         reason, message = plan.blocked
@@ -141,6 +231,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     outcome.events = events + sa_events
     outcome.azure_writes = writes
     return outcome
+
+
+def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:
+    return frozenset(resource.status.federated_credentials if resource.status else ())
 
 
 def _ready(
@@ -221,6 +315,58 @@ async def poke_bindings(deps: Deps, owner: Owner, principal_id: str) -> None:
             )
 
 
+async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:
+    """The identity is not allowed (any more): create nothing, and remove the federated
+    credentials this resource made, so no workload can sign in as it through the
+    operator. The identity itself and its role assignments' bindings stay (deleting an
+    identity loses its principal id for good); a binding is revoked by its own check."""
+    if resource.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
+        return Outcome(Reason.RECONCILED, "managementPolicy is Observe: nothing revoked")
+    if resource.spec.service_principal is not None:
+        return await serviceprincipal.revoke(deps, resource, owner)
+    try:
+        desired = _desired(deps, resource, owner)
+    except SpecError as error:
+        return Outcome(Reason.INVALID_SPEC, str(error))
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    gateway = deps.gateway
+    events: list[Event] = []
+    try:
+        observed = await gateway.get_identity(sub, group, name)
+        known = resource.status.principal_id if resource.status else None
+        if observed is None or not (
+            owned_by(observed.tags, owner.uid) or observed.principal_id == known
+        ):
+            return Outcome(Reason.RECONCILED, "no managed identity was created")
+        adopted = ADOPTABLE_TAG in observed.tags
+        made = _made_credentials(resource)
+        async with gateway.identity_lock(observed.id):
+            for credential in await gateway.list_federated_credentials(sub, group, name):
+                if adopted and credential.name not in made:
+                    continue
+                await gateway.delete_federated_credential(sub, group, name, credential.name)
+                events.append(
+                    Event(
+                        "Warning",
+                        "Revoked",
+                        f"Revoked federated credential {credential.name} ({credential.issuer}, "
+                        f"{credential.subject}): no MLAccessPolicy allows this identity",
+                    )
+                )
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, f"revoking managed identity {name}")
+        outcome.events = events + outcome.events
+        outcome.azure_writes = len(events)
+        return outcome
+    return Outcome(
+        Reason.RECONCILED,
+        f"federated credentials of {name} removed" if events else "nothing to revoke",
+        status={"federatedCredentials": []},
+        events=events,
+        azure_writes=len(events),
+    )
+
+
 async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     """Remove what this resource created; 404 counts as gone."""
     resource = WorkloadIdentity.model_validate(body)
@@ -249,6 +395,8 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         known = resource.status.principal_id if resource.status else None
         if not owned_by(observed.tags, owner.uid) and observed.principal_id != known:
             return Outcome(Reason.DELETING, f"{observed.id} is not ours: left in place")
+        if ADOPTABLE_TAG in observed.tags and resource.spec.deletion_policy is None:
+            return await _release(deps, resource, owner, desired, observed)
         await gateway.delete_identity(desired.subscription, desired.resource_group, desired.name)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"deleting managed identity {desired.name}")
@@ -259,4 +407,36 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         f"deleted managed identity {observed.id}",
         events=[Event("Normal", "Deleted", f"Deleted managed identity {observed.id}")],
         azure_writes=1,
+    )
+
+
+async def _release(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    desired: DesiredIdentity,
+    observed: Identity,
+) -> Outcome:
+    """An adopted identity outlives its WorkloadIdentity (deletionPolicy defaults to
+    Orphan for it): remove only the federated credentials this resource made and its
+    ownership tags, and leave the identity to its owner."""
+    gateway = deps.gateway
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    made = _made_credentials(resource)
+    writes = 0
+    async with gateway.identity_lock(observed.id):
+        for credential in await gateway.list_federated_credentials(sub, group, name):
+            if credential.name in made:
+                await gateway.delete_federated_credential(sub, group, name, credential.name)
+                writes += 1
+    theirs = {k: v for k, v in observed.tags.items() if k not in desired.tags or k == ADOPTABLE_TAG}
+    if theirs != observed.tags:
+        await gateway.update_tags(sub, group, name, theirs)
+        writes += 1
+    message = f"released adopted managed identity {observed.id} to its owner"
+    return Outcome(
+        Reason.DELETING,
+        message,
+        events=[Event("Normal", "Released", message.capitalize())],
+        azure_writes=writes,
     )

@@ -10,6 +10,7 @@ import kopf
 
 from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
+from aml_identity.handlers import guardrails
 from aml_identity.handlers.shell import Workflow, run, run_delete
 from aml_identity.settings import Settings
 
@@ -24,20 +25,26 @@ KINDS: dict[str, tuple[str, Workflow, Workflow]] = {
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _change_handler(kind: str, workflow: Workflow) -> Any:
+def _change_handler(kind: str, workflow: Workflow, settings: Settings) -> Any:
     async def reconcile(
-        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
+        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
     ) -> None:
-        await run(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
+        policies = guardrails.book(settings, kwargs)
+        await run(
+            kind, workflow, body=body, patch=patch, memo=memo, logger=logger, policies=policies
+        )
 
     return reconcile
 
 
-def _delete_handler(kind: str, workflow: Workflow) -> Any:
+def _delete_handler(kind: str, workflow: Workflow, settings: Settings) -> Any:
     async def cleanup(
-        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
+        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
     ) -> None:
-        await run_delete(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
+        policies = guardrails.book(settings, kwargs)
+        await run_delete(
+            kind, workflow, body=body, patch=patch, memo=memo, logger=logger, policies=policies
+        )
 
     return cleanup
 
@@ -59,8 +66,8 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     for plural, (kind, reconcile, delete) in KINDS.items():
         resource = (GROUP, VERSION, plural)
 
-        on_change = _change_handler(kind, reconcile)
-        on_delete = _delete_handler(kind, delete)
+        on_change = _change_handler(kind, reconcile, settings)
+        on_delete = _delete_handler(kind, delete, settings)
 
         # One level-triggered reconcile serves create, update, resume and the drift timer.
         for cause, decorate in (
@@ -79,6 +86,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             idle=settings.resync_seconds / 10,
         )(on_change)
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
+    guardrails.register(registry, settings, list(KINDS))
     return registry
 
 

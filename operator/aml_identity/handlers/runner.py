@@ -15,6 +15,7 @@ from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
 from aml_identity.azure.vault import VaultGateway
 from aml_identity.controllers.outcome import Deps
+from aml_identity.handlers.guardrails import webhook_server
 from aml_identity.handlers.registry import build_registry, configure
 from aml_identity.handlers.shell import Memo
 from aml_identity.kube.cluster import Cluster, load_config
@@ -55,6 +56,10 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     # would pause them all, so each process draws its own unless told.
     priority = settings.priority if settings.priority is not None else random.randint(1, 1_000_000)  # noqa: S311
     kopf_settings.peering.lifetime = settings.peering_lifetime
+    if settings.webhook_port:
+        kopf_settings.admission.server = webhook_server(settings)
+        if settings.webhook_configuration:
+            kopf_settings.admission.managed = settings.webhook_configuration
     log.info(
         "starting: issuer %s, ARM %s, subscription %s, resync %ss",
         issuer,

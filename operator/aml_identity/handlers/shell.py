@@ -6,15 +6,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from aml_identity.api.common import Condition, Reason
+from aml_identity.api.common import Condition, ConditionStatus, Reason
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.metrics import RECONCILE_SECONDS, RECONCILES
-from aml_identity.reconcile.conditions import set_ready
+from aml_identity.reconcile.conditions import set_condition, set_ready
+from aml_identity.reconcile.policy import PolicyBook
+
+POLICY_VIOLATION = "PolicyViolation"
 
 Workflow = Callable[[Deps, dict[str, Any]], Awaitable[Outcome]]
 
@@ -48,15 +52,17 @@ async def run(
     patch: kopf.Patch,
     memo: Any,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    policies: PolicyBook,
 ) -> None:
     shared: Memo = memo.shared
     uid = body["metadata"]["uid"]
+    deps = replace(shared.deps, policies=policies)
     async with shared.lock(uid):
         wait = shared.not_before.get(uid, 0.0) - time.monotonic()
         if wait > 0:
             raise kopf.TemporaryError(f"waiting {wait:.1f}s before calling Azure again", delay=wait)
         started = time.monotonic()
-        outcome = await workflow(shared.deps, dict(body))
+        outcome = await workflow(deps, dict(body))
         if outcome.retry_after is not None:
             shared.not_before[uid] = time.monotonic() + outcome.retry_after
         else:
@@ -88,10 +94,21 @@ def write_status(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
     )
     for key, value in outcome.status.items():
         patch.status[key] = value
-    patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in conditions]
     patch.status["observedGeneration"] = generation
     patch.status["lastSyncTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch.status["pendingChanges"] = outcome.pending_changes
+    if outcome.policy_violation is not None:
+        conditions = set_condition(
+            conditions,
+            type_=POLICY_VIOLATION,
+            status=ConditionStatus.TRUE,
+            reason=Reason.POLICY_VIOLATION,
+            message=outcome.policy_violation,
+            observed_generation=generation,
+        )
+    else:
+        conditions = [c for c in conditions if c.type != POLICY_VIOLATION]
+    patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in conditions]
 
 
 async def run_delete(
@@ -102,11 +119,13 @@ async def run_delete(
     patch: kopf.Patch,
     memo: Any,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    policies: PolicyBook,
 ) -> None:
-    """Deletion: the finalizer stays until the workflow says Azure is clean."""
+    """Deletion: the finalizer stays until the workflow says Azure is clean. Deleting
+    only removes, so no policy stops it."""
     shared: Memo = memo.shared
     async with shared.lock(body["metadata"]["uid"]):
-        outcome = await workflow(shared.deps, dict(body))
+        outcome = await workflow(replace(shared.deps, policies=policies), dict(body))
     _post_events(body, outcome)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)

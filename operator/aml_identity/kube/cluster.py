@@ -18,6 +18,9 @@ TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 CREATED_BY_LABEL = "identity.aml.dev/created-by"
 MANAGED_BY_ANNOTATION = "identity.aml.dev/workload-identity"
 TRIGGER_ANNOTATION = "identity.aml.dev/principal-changed"
+# Set on WorkloadIdentities and MLRoleBindings when a policy or namespace label changes:
+# each new value is an update, so they are checked against the policies again at once.
+POLICY_TRIGGER_ANNOTATION = "identity.aml.dev/policy-changed"
 
 
 def load_config() -> None:
@@ -72,6 +75,36 @@ class Cluster:
         def read() -> list[dict[str, Any]]:
             listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
             return list(listed.get("items", []))
+
+        return await asyncio.to_thread(read)
+
+    async def list_cluster_custom(self, plural: str) -> list[dict[str, Any]]:
+        def read() -> list[dict[str, Any]]:
+            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+            return list(listed.get("items", []))
+
+        return await asyncio.to_thread(read)
+
+    async def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """A namespace's labels; None when it does not exist."""
+
+        def read() -> dict[str, str] | None:
+            try:
+                namespace = self.core.read_namespace(name)
+            except ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+            return dict(namespace.metadata.labels or {})
+
+        return await asyncio.to_thread(read)
+
+    async def all_namespace_labels(self) -> dict[str, dict[str, str]]:
+        def read() -> dict[str, dict[str, str]]:
+            return {
+                ns.metadata.name: dict(ns.metadata.labels or {})
+                for ns in self.core.list_namespace().items
+            }
 
         return await asyncio.to_thread(read)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aml_identity.api.common import Reason
 from aml_identity.api.observed import FederatedCredential, Identity
 from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentitySpec
 from aml_identity.reconcile.names import (
+    ADOPTABLE_TAG,
     identity_name,
     owned_by,
     ownership_tags,
@@ -42,12 +43,17 @@ class SpecError(ValueError):
 
 
 def desired_identity(
-    spec: WorkloadIdentitySpec, owner: Owner, *, default_subscription: str, issuer: str
+    spec: WorkloadIdentitySpec,
+    owner: Owner,
+    *,
+    default_subscription: str,
+    issuer: str,
+    excluded: frozenset[str] = frozenset(),
 ) -> DesiredIdentity:
     mi = spec.managed_identity
     if mi is None:
         raise SpecError("spec.managedIdentity is required for a managed identity")
-    credentials = desired_federated_credentials(spec, owner, issuer)
+    credentials = desired_federated_credentials(spec, owner, issuer, excluded)
     tags = {
         **mi.tags,
         **ownership_tags(owner.cluster_id, KIND, owner.namespace, owner.name, owner.uid),
@@ -63,9 +69,10 @@ def desired_identity(
 
 
 def desired_federated_credentials(
-    spec: WorkloadIdentitySpec, owner: Owner, issuer: str
+    spec: WorkloadIdentitySpec, owner: Owner, issuer: str, excluded: frozenset[str] = frozenset()
 ) -> tuple[FederatedCredential, ...]:
-    """One credential per service account (issuer: this cluster), then the extra ones."""
+    """One credential per service account (issuer: this cluster), then the extra ones,
+    less those in `excluded` (federations a policy denies)."""
     credentials = [
         FederatedCredential(
             name=service_account_credential_name(sa.name),
@@ -87,17 +94,23 @@ def desired_federated_credentials(
     trusts = [(c.issuer, c.subject) for c in credentials]
     if len(set(trusts)) != len(trusts):
         raise SpecError("two federated credentials trust the same issuer and subject")
-    return tuple(credentials)
+    return tuple(c for c in credentials if c.name not in excluded)
 
 
 def plan_federated_credentials(
-    desired: tuple[FederatedCredential, ...], observed: list[FederatedCredential]
+    desired: tuple[FederatedCredential, ...],
+    observed: list[FederatedCredential],
+    deletable: frozenset[str] | None = None,
 ) -> tuple[tuple[FederatedCredential, ...], tuple[str, ...]]:
-    """(credentials to put, names to delete): same for identities and applications."""
+    """(credentials to put, names to delete): same for identities and applications.
+    `deletable` limits deletions to credentials this resource made (an adopted identity's
+    own credentials are never touched); None: every credential not desired."""
     current = {c.name: c for c in observed}
     wanted = {c.name: c for c in desired}
     put = tuple(c for name, c in wanted.items() if current.get(name) != c)
-    delete = tuple(name for name in current if name not in wanted)
+    delete = tuple(
+        name for name in current if name not in wanted and (deletable is None or name in deletable)
+    )
     return put, delete
 
 
@@ -126,26 +139,48 @@ def plan_identity(
     *,
     owner_uid: str,
     adopt: bool,
+    consent: str = "",
     known_principal: str | None = None,
+    made_credentials: frozenset[str] = frozenset(),
 ) -> IdentityPlan:
     """`known_principal` is the principal id this resource recorded in its status: an
-    identity with that principal is the one it created, even if its tags were stripped."""
+    identity with that principal is the one it created, even if its tags were stripped.
+
+    Adoption needs two parties: `adopt` (the resource asks and a policy allows it) and the
+    identity's own tag aml-identity.adoptable-by=<consent> (its owner agrees). An adopted
+    identity keeps its tags (ours are added) and its federated credentials (only those in
+    `made_credentials`, which this resource made, are ever removed)."""
     changes: list[str] = []
     create = observed is None
     tags: dict[str, str] | None = None
+    deletable: frozenset[str] | None = None
     if observed is not None:
         ours = owned_by(observed.tags, owner_uid) or (
             known_principal is not None and observed.principal_id == known_principal
         )
+        consented = bool(consent) and observed.tags.get(ADOPTABLE_TAG) == consent
         if not ours and not adopt:
             return IdentityPlan(
                 blocked=(
                     Reason.NOT_OWNED,
                     f"managed identity {observed.id} exists and was not created by this "
-                    "WorkloadIdentity; annotate it with identity.aml.dev/adopt=true to take "
-                    "it over",
+                    "WorkloadIdentity; to take it over, annotate this resource with "
+                    f"identity.aml.dev/adopt=true and have its owner tag it "
+                    f"{ADOPTABLE_TAG}={consent or '<namespace>/<name>'}",
                 )
             )
+        if not ours and not consented:
+            return IdentityPlan(
+                blocked=(
+                    Reason.NOT_OWNED,
+                    f"managed identity {observed.id} does not consent to adoption: its owner "
+                    f"must tag it {ADOPTABLE_TAG}={consent}",
+                )
+            )
+        if ADOPTABLE_TAG in observed.tags:
+            # Adopted: the owner's tags stay, ours are added; their credentials stay.
+            desired = replace(desired, tags={**observed.tags, **desired.tags})
+            deletable = made_credentials
         if observed.location.replace(" ", "").lower() != desired.location.lower():
             return IdentityPlan(
                 blocked=(
@@ -157,11 +192,22 @@ def plan_identity(
         if observed.tags != desired.tags:
             tags = desired.tags
             changes.append(f"update tags of managed identity {desired.name}")
+    elif adopt:
+        # Adoption takes over what exists; it never creates (a policy may allow adopting
+        # in a resource group where it does not allow creating).
+        return IdentityPlan(
+            blocked=(
+                Reason.NOT_OWNED,
+                f"managed identity {desired.name} does not exist in {desired.resource_group}: "
+                "there is nothing to adopt (remove the identity.aml.dev/adopt annotation to "
+                "create one)",
+            )
+        )
     else:
         where = f"{desired.resource_group} ({desired.location})"
         changes.append(f"create managed identity {desired.name} in {where}")
     put, delete = plan_federated_credentials(
-        desired.federated_credentials, [] if create else observed_credentials
+        desired.federated_credentials, [] if create else observed_credentials, deletable
     )
     changes += [f"put federated credential {c.name} ({c.issuer}, {c.subject})" for c in put]
     changes += [f"delete federated credential {name}" for name in delete]

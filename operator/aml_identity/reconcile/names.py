@@ -17,6 +17,10 @@ MANAGED_BY = "aml-identity-operator"
 IDENTITY_NAME_MAX = 128
 FIC_NAME_MAX = 120
 ADOPT_ANNOTATION = "identity.aml.dev/adopt"
+# Set on an Azure object by its owner: "<namespace>/<name>" of the one WorkloadIdentity
+# that may adopt it (the second party of adoption's two-party consent). Never removed by
+# the operator, so it also marks the object as adopted (Orphan on delete by default).
+ADOPTABLE_TAG = f"{TAG_PREFIX}.adoptable-by"
 
 
 def _short_hash(*parts: str) -> str:

@@ -9,6 +9,7 @@ request with a throwaway key that is discarded at once.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -119,3 +120,56 @@ def same_public_key(certificate_der: bytes, csr_der: bytes) -> bool:
     certificate = x509.load_der_x509_certificate(certificate_der)
     request = x509.load_der_x509_csr(csr_der)
     return certificate.public_key().public_bytes(*spki) == request.public_key().public_bytes(*spki)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """A TLS server certificate, its key, and the CA that signed it (for a caBundle)."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+
+
+def serving_certificate(host: str, not_before: datetime, not_after: datetime) -> Serving:
+    """A throwaway CA and a server certificate for `host` (a DNS name or an IP), for the
+    admission webhook when no certificate is mounted (development, tests, the demo)."""
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aml-identity webhook CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .public_key(ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .public_key(key.public_key())
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Serving(
+        ca_pem=ca.public_bytes(serialization.Encoding.PEM),
+        cert_pem=leaf.public_bytes(serialization.Encoding.PEM),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )

@@ -1,0 +1,44 @@
+"""How a policy verdict shapes a reconcile's outcome: one place for every kind."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aml_identity.api.common import Reason
+from aml_identity.controllers.outcome import Event, Outcome
+from aml_identity.metrics import POLICY_DENIALS, POLICY_VIOLATIONS
+from aml_identity.reconcile.policy import Verdict
+
+# Outcomes that say the operator must retry or a person must fix Azure: they stay, with
+# the denial added to the message, so retries and alerts keep working.
+_KEEP = frozenset({Reason.RECONCILED, Reason.DRIFT_DETECTED})
+
+
+def with_verdict(
+    outcome: Outcome, verdict: Verdict, kind: str, namespace: str, name: str
+) -> Outcome:
+    """Enforced denials make the resource Ready=False PolicyDenied (what was allowed is
+    still done); in Audit they are reported in the PolicyViolation condition."""
+    denied = verdict.enforced
+    reported = tuple(d for d in verdict.denials if d not in denied)
+    if reported:
+        message = "; ".join(d.message for d in reported)
+        outcome.policy_violation = message
+        outcome.events.append(Event("Warning", Reason.POLICY_VIOLATION.value, message))
+        POLICY_VIOLATIONS.labels(kind, namespace, name).set(1)
+    else:
+        with contextlib.suppress(KeyError):
+            POLICY_VIOLATIONS.remove(kind, namespace, name)
+    if not denied:
+        return outcome
+    POLICY_DENIALS.labels(kind, "reconcile").inc()
+    message = "; ".join(d.message for d in denied)
+    outcome.events.append(Event("Warning", Reason.POLICY_DENIED.value, message))
+    if outcome.reason in _KEEP:
+        done = f" (the rest: {outcome.message})" if outcome.message else ""
+        outcome.reason = Reason.POLICY_DENIED
+        outcome.message = message + done
+        outcome.retry_after = None
+    else:
+        outcome.message = f"{outcome.message}; also {message}"
+    return outcome

@@ -1,0 +1,189 @@
+"""kopf registrations for the guardrails: the policy and namespace indexes every decision
+reads, the admission webhook, and the re-check of affected resources when a policy or a
+namespace's labels change.
+
+kopf fills every index before it calls any handler, so no reconcile ever decides on an
+empty view of the policies after a restart (which would revoke everything).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from aml_identity.api import GROUP, VERSION
+from aml_identity.api.mlaccesspolicy import MLAccessPolicySpec
+from aml_identity.controllers import admission
+from aml_identity.kube.cluster import POLICY_TRIGGER_ANNOTATION
+from aml_identity.metrics import POLICY_DENIALS
+from aml_identity.reconcile.policy import Policy, PolicyBook
+from aml_identity.reconcile.x509 import serving_certificate
+from aml_identity.settings import Settings
+
+log = logging.getLogger("aml_identity")
+POLICY_INDEX = "policy_index"
+NAMESPACE_INDEX = "namespace_index"
+# The namespaced kinds a policy governs (MLRoles are cluster-scoped: admins write them).
+GOVERNED = ("workloadidentities", "mlrolebindings")
+
+
+def book(settings: Settings, kwargs: Mapping[str, Any]) -> PolicyBook:
+    """A handler's view of the policies, from the indexes kopf passes it."""
+    policies = kwargs.get(POLICY_INDEX) or {}
+    namespaces = kwargs.get(NAMESPACE_INDEX) or {}
+    return PolicyBook(
+        policies=tuple(Policy(name, spec) for name, store in policies.items() for spec in store),
+        namespace_labels={ns: next(iter(store)) for ns, store in namespaces.items() if store},
+        default_subscription=settings.subscription_id,
+    )
+
+
+class Seen:
+    """What the change handlers saw last, to find who a change affects."""
+
+    def __init__(self) -> None:
+        self.policy_namespaces: dict[str, set[str]] = {}
+        self.namespace_labels: dict[str, dict[str, str]] = {}
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings, plurals: list[str]) -> None:
+    seen = Seen()
+
+    @kopf.index(GROUP, VERSION, "mlaccesspolicies", registry=registry, id=POLICY_INDEX)
+    def index_policy(
+        name: str, spec: kopf.Spec, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    ) -> dict[str, MLAccessPolicySpec] | None:
+        try:
+            return {name: MLAccessPolicySpec.model_validate(dict(spec))}
+        except ValidationError as error:
+            # The CRD schema admits nothing invalid; an older operator meeting a newer
+            # field ignores it, but never lets a policy it cannot read allow anything.
+            logger.error("MLAccessPolicy %s cannot be read, ignored: %s", name, error)
+            return None
+
+    @kopf.index("", "v1", "namespaces", registry=registry, id=NAMESPACE_INDEX)
+    def index_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    @kopf.on.event(GROUP, VERSION, "mlaccesspolicies", registry=registry, id="policy-changed")
+    async def policy_changed(
+        type: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any
+    ) -> None:
+        policies = book(settings, kwargs)
+        selected: set[str] = set()
+        if type != "DELETED":
+            try:
+                spec = MLAccessPolicySpec.model_validate(dict(body.get("spec") or {}))
+                selected = policies.selected_namespaces(spec)
+            except ValidationError:
+                selected = set()
+        before = seen.policy_namespaces.get(name, set())
+        seen.policy_namespaces[name] = selected
+        if type is None:  # the initial listing: every resource is reconciled at start
+            return
+        revision = f"{name}@{body['metadata'].get('resourceVersion', '')}"
+        await _recheck(memo, sorted(before | selected), revision)
+
+    @kopf.on.event("", "v1", "namespaces", registry=registry, id="namespace-labels-changed")
+    async def namespace_changed(
+        type: str | None, name: str, labels: kopf.Labels, body: kopf.Body, memo: Any, **_: Any
+    ) -> None:
+        before = seen.namespace_labels.get(name)
+        seen.namespace_labels[name] = dict(labels)
+        if type == "MODIFIED" and before is not None and before != dict(labels):
+            revision = f"namespace@{body['metadata'].get('resourceVersion', '')}"
+            await _recheck(memo, [name], revision)
+
+    for plural in plurals:
+        kopf.on.validate(
+            GROUP,
+            VERSION,
+            plural,
+            registry=registry,
+            id=f"validate-{plural}",
+            operations=["CREATE", "UPDATE"],
+        )(_validator(plural, settings))
+
+
+async def _recheck(memo: Any, namespaces: list[str], revision: str) -> None:
+    """Make every governed resource in `namespaces` reconcile now (each new annotation
+    value is an update), so a tightened policy revokes promptly, not at the next resync."""
+    cluster = memo.shared.deps.cluster
+    count = 0
+    for namespace in namespaces:
+        for plural in GOVERNED:
+            for obj in await cluster.list_custom(plural, namespace):
+                if (obj["metadata"].get("annotations") or {}).get(
+                    POLICY_TRIGGER_ANNOTATION
+                ) == revision:
+                    continue
+                await cluster.annotate_custom(
+                    plural,
+                    namespace,
+                    obj["metadata"]["name"],
+                    {POLICY_TRIGGER_ANNOTATION: revision},
+                )
+                count += 1
+    if count:
+        log.info("policy change %s: %d resource(s) re-checked", revision, count)
+
+
+def _validator(plural: str, settings: Settings) -> Any:
+    async def validate(
+        *,
+        body: kopf.Body,
+        old: kopf.Body | None,
+        memo: Any,
+        warnings: list[str],
+        **kwargs: Any,
+    ) -> None:
+        deps = replace(memo.shared.deps, policies=book(settings, kwargs))
+        result = await admission.review(
+            deps, plural, dict(body), dict(old) if old is not None else None
+        )
+        warnings.extend(result.warnings)
+        if result.denied is not None:
+            POLICY_DENIALS.labels(plural, "admission").inc()
+            raise kopf.AdmissionError(result.denied, code=403)
+
+    return validate
+
+
+def webhook_server(settings: Settings) -> kopf.WebhookServer:
+    """The HTTPS server for the admission webhook: the chart's mounted certificate, or a
+    throwaway CA and certificate for `webhook_host` outside a cluster."""
+    if settings.webhook_cert_dir:
+        folder = Path(settings.webhook_cert_dir)
+        ca = folder / "ca.crt"
+        return kopf.WebhookServer(
+            addr=settings.webhook_address,
+            port=settings.webhook_port,
+            host=settings.webhook_host,
+            certfile=str(folder / "tls.crt"),
+            pkeyfile=str(folder / "tls.key"),
+            cafile=str(ca) if ca.exists() else None,
+        )
+    now = datetime.now(UTC)
+    serving = serving_certificate(
+        settings.webhook_host, now - timedelta(minutes=5), now + timedelta(days=365)
+    )
+    folder = Path(tempfile.mkdtemp(prefix="aml-identity-webhook-"))
+    (folder / "tls.crt").write_bytes(serving.cert_pem)
+    (folder / "tls.key").write_bytes(serving.key_pem)
+    (folder / "tls.key").chmod(0o600)
+    return kopf.WebhookServer(
+        addr=settings.webhook_address,
+        port=settings.webhook_port,
+        host=settings.webhook_host,
+        certfile=str(folder / "tls.crt"),
+        pkeyfile=str(folder / "tls.key"),
+        cadata=serving.ca_pem,
+    )
