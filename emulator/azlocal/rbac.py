@@ -4,8 +4,14 @@ Pure: the caller passes the assignments and definitions. Matches Azure's documen
 rules: the assignments that count are those at the scope or any ancestor, for the
 principal or any group it belongs to; a permission block allows an action when one of
 its `actions` matches and none of its `notActions` does; `*` matches any run of
-characters; comparison is case-insensitive. Deny assignments and ABAC conditions are
-not emulated.
+characters; comparison is case-insensitive.
+
+An assignment may carry an ABAC condition (abac.py): its grant then counts for an action
+only when the condition holds for that request, given the request's attributes (which
+the caller passes). Another grant without a condition still allows the action, as in
+Azure, where access is the union of all applicable assignments. Only the delegation
+conditions on role-assignment writes and deletes are evaluated; deny assignments are not
+emulated.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import armids
+from . import abac, armids
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Grant:
     principal_id: str
     scope: str
     permissions: tuple[Permission, ...]
+    condition: str | None = None  # an ABAC condition (conditionVersion 2.0), unparsed
 
 
 @lru_cache(maxsize=4096)
@@ -60,12 +67,16 @@ def is_allowed(
     scope: str,
     *,
     data: bool = False,
+    attributes: abac.Attributes = abac.NO_ATTRIBUTES,
 ) -> bool:
-    """True when any grant to any of `principal_ids` at or above `scope` allows `action`."""
+    """True when any grant to any of `principal_ids` at or above `scope` allows `action`
+    and its condition, if any, holds for `action` with `attributes`."""
     ids = {p.lower() for p in principal_ids}
     for grant in grants:
         if grant.principal_id.lower() not in ids or not armids.is_within(scope, grant.scope):
             continue
-        if any(permission_allows(p, action, data=data) for p in grant.permissions):
+        if not any(permission_allows(p, action, data=data) for p in grant.permissions):
+            continue
+        if grant.condition is None or abac.holds(grant.condition, action, attributes):
             return True
     return False

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from . import abac
 from .keyvault.seed import add_vault
 from .store import (
     Application,
@@ -377,6 +378,16 @@ def _assignment(store: Store, entry: dict[str, Any], names: dict[str, str], now:
         raise ValueError(f"seed: unknown role {entry['role']!r}")
     scope = entry["scope"]
     name = stable_id("assignment", scope.lower(), role.name, principal_id)
+    # An optional ABAC condition, checked as a PUT would check it (see abac.py).
+    condition, version = entry.get("condition"), entry.get("conditionVersion")
+    if condition is not None:
+        version = version or abac.SUPPORTED_VERSION
+        if version != abac.SUPPORTED_VERSION:
+            raise ValueError(f"seed: conditionVersion must be {abac.SUPPORTED_VERSION!r}")
+        try:
+            abac.parse(condition)
+        except abac.ConditionError as err:
+            raise ValueError(f"seed: invalid condition on {entry['role']!r}: {err}") from None
     store.role_assignments[name] = RoleAssignment(
         name=name,
         scope=scope,
@@ -385,4 +396,6 @@ def _assignment(store: Store, entry: dict[str, Any], names: dict[str, str], now:
         principal_type=store.principals[principal_id].kind,
         created_at=now,
         created_by="azlocal-seed",
+        condition=condition,
+        condition_version=version if condition is not None else None,
     )

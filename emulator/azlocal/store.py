@@ -156,6 +156,9 @@ class RoleAssignment:
     description: str | None = None
     condition: str | None = None
     condition_version: str | None = None
+    # Set when a PUT changes description or condition (the only updatable properties).
+    updated_at: float | None = None
+    updated_by: str | None = None
 
     @property
     def id(self) -> str:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
-from azlocal import armids
+from azlocal import abac, armids
 from azlocal.arm.common import require_body_object, require_resource_group, require_subscription
-from azlocal.arm.router import ArmRequest, Handler, Router
+from azlocal.arm.router import ArmRequest, AttributeReader, Handler, Router
+from azlocal.context import Context
 from azlocal.errors import ArmError
-from azlocal.store import Principal, RoleAssignment, RoleDefinition
+from azlocal.store import Principal, RoleAssignment, RoleDefinition, Store
 
 ASSIGNMENT_API_VERSIONS = frozenset(
     {
@@ -44,7 +46,11 @@ router = Router()
 
 
 def _assignments(
-    method: str, pattern: str, operation: str, action: str
+    method: str,
+    pattern: str,
+    operation: str,
+    action: str,
+    attributes: AttributeReader | None = None,
 ) -> Callable[[Handler], Handler]:
     return router.add(
         method,
@@ -53,6 +59,7 @@ def _assignments(
         action=action,
         api_versions=ASSIGNMENT_API_VERSIONS,
         resource_type="roleAssignments",
+        attributes=attributes,
     )
 
 
@@ -125,8 +132,90 @@ def _actual_type(principal: Principal) -> str:
     return principal.kind
 
 
+def _find_assignment(store: Store, scope: str, name: str) -> RoleAssignment | None:
+    assignment = store.role_assignments.get(name.lower())
+    if assignment is None or not armids.same(assignment.scope, scope):
+        return None
+    return assignment
+
+
+def _write_attributes(ctx: Context, match: re.Match[str], body: Any) -> abac.Attributes:
+    """@Request attributes of a role-assignment PUT: what the body asks for. Malformed
+    bodies give no attributes (a condition on them fails; the handler answers 400 to
+    callers it does not constrain)."""
+    props = body.get("properties") if isinstance(body, dict) else None
+    if not isinstance(props, dict):
+        return abac.NO_ATTRIBUTES
+    request: dict[str, str] = {}
+    role_id, principal_id = props.get("roleDefinitionId"), props.get("principalId")
+    principal_type = props.get("principalType")
+    if isinstance(role_id, str):
+        request[abac.ROLE_DEFINITION_ID] = role_id
+    if isinstance(principal_id, str):
+        request[abac.PRINCIPAL_ID] = principal_id
+        if principal_type is None:
+            # Not in the request: azlocal offers the directory's type, as the write
+            # would resolve it (Azure's choice here is undocumented).
+            principal = ctx.store.principals.get(principal_id.lower())
+            principal_type = principal.kind if principal is not None else None
+    if isinstance(principal_type, str):
+        request[abac.PRINCIPAL_TYPE] = principal_type
+    return abac.Attributes(request=request)
+
+
+def _delete_attributes(ctx: Context, match: re.Match[str], body: Any) -> abac.Attributes:
+    """@Resource attributes of a role-assignment DELETE: the assignment being deleted.
+    For a missing one there are none, so a delegation condition on deletes does not hold
+    and a caller constrained by one gets 403 where others get 204 (Azure's answer for a
+    missing assignment under a condition is undocumented)."""
+    assignment = _find_assignment(ctx.store, match.group("scope") or "/", match.group("name"))
+    if assignment is None:
+        return abac.NO_ATTRIBUTES
+    return abac.Attributes(
+        resource={
+            abac.ROLE_DEFINITION_ID: assignment.role_definition_id,
+            abac.PRINCIPAL_ID: assignment.principal_id,
+            abac.PRINCIPAL_TYPE: assignment.principal_type,
+        }
+    )
+
+
+def _invalid_condition() -> ArmError:
+    # Message from learn.microsoft.com/azure/role-based-access-control/conditions-troubleshoot
+    # ("Condition is not valid error"); 400 per MicrosoftDocs/azure-docs#119449 and the
+    # trace in Azure/azure-cli#15683. The code is not in Microsoft's documentation: it is
+    # the one public deployment notes quote for refused conditions.
+    return ArmError(
+        400, "InvalidRoleAssignmentCondition", "The given role assignment condition is invalid."
+    )
+
+
+def _condition_of(props: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The (condition, conditionVersion) to store: the condition must be in the grammar
+    azlocal evaluates (abac.py) and its version "2.0", the only one Azure accepts; without
+    a version it defaults to "2.0", as the REST API documents."""
+    condition, version = props.get("condition"), props.get("conditionVersion")
+    if condition is None or (isinstance(condition, str) and not condition.strip()):
+        return None, None  # no condition: nothing for a version to describe
+    if not isinstance(condition, str):
+        raise _invalid_condition()
+    if version is None:
+        version = abac.SUPPORTED_VERSION
+    if version != abac.SUPPORTED_VERSION:
+        raise _invalid_condition()
+    try:
+        abac.parse(condition)
+    except abac.ConditionError:
+        raise _invalid_condition() from None
+    return condition, version
+
+
 @_assignments(
-    "PUT", ASSIGNMENT, "roleAssignments/write", "Microsoft.Authorization/roleAssignments/write"
+    "PUT",
+    ASSIGNMENT,
+    "roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/write",
+    _write_attributes,
 )
 async def put_assignment(req: ArmRequest) -> web.Response:
     ctx, scope, name = req.ctx, _scope(req), req.param("name")
@@ -153,6 +242,10 @@ async def put_assignment(req: ArmRequest) -> web.Response:
         raise ArmError(
             400, "InvalidPrincipalType", f"The principal type '{principal_type}' is not valid."
         )
+    description = props.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ArmError(400, "InvalidRequestContent", "properties.description must be a string.")
+    condition, condition_version = _condition_of(props)
     require_scope_exists(req, scope)
     definition = ctx.store.role_definition(role_id)
     if definition is None:
@@ -202,6 +295,11 @@ async def put_assignment(req: ArmRequest) -> web.Response:
                 "RoleAssignmentUpdateNotPermitted",
                 "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
             )
+        # A PUT replaces the updatable properties: description, condition, conditionVersion.
+        updated = (description, condition, condition_version)
+        if updated != (existing.description, existing.condition, existing.condition_version):
+            existing.description, existing.condition, existing.condition_version = updated
+            existing.updated_at, existing.updated_by = ctx.now(), req.caller.object_id
         return web.json_response(existing.to_json(), status=200)
     for other in ctx.store.role_assignments.values():
         if (
@@ -235,17 +333,17 @@ async def put_assignment(req: ArmRequest) -> web.Response:
         principal_type=str(principal_type),
         created_at=ctx.now(),
         created_by=req.caller.object_id,
-        description=props.get("description"),
-        condition=props.get("condition"),
-        condition_version=props.get("conditionVersion"),
+        description=description,
+        condition=condition,
+        condition_version=condition_version,
     )
     ctx.store.role_assignments[assignment.name] = assignment
     return web.json_response(assignment.to_json(), status=201)
 
 
 def _require_assignment(req: ArmRequest) -> RoleAssignment:
-    assignment = req.ctx.store.role_assignments.get(req.param("name").lower())
-    if assignment is None or not armids.same(assignment.scope, _scope(req)):
+    assignment = _find_assignment(req.ctx.store, _scope(req), req.param("name"))
+    if assignment is None:
         raise ArmError(404, "RoleAssignmentNotFound", "The role assignment was not found.")
     return assignment
 
@@ -258,11 +356,15 @@ async def get_assignment(req: ArmRequest) -> web.Response:
 
 
 @_assignments(
-    "DELETE", ASSIGNMENT, "roleAssignments/delete", "Microsoft.Authorization/roleAssignments/delete"
+    "DELETE",
+    ASSIGNMENT,
+    "roleAssignments/delete",
+    "Microsoft.Authorization/roleAssignments/delete",
+    _delete_attributes,
 )
 async def delete_assignment(req: ArmRequest) -> web.Response:
-    assignment = req.ctx.store.role_assignments.get(req.param("name").lower())
-    if assignment is None or not armids.same(assignment.scope, _scope(req)):
+    assignment = _find_assignment(req.ctx.store, _scope(req), req.param("name"))
+    if assignment is None:
         return web.Response(status=204)
     del req.ctx.store.role_assignments[assignment.name]
     return web.json_response(assignment.to_json(), status=200)

@@ -1,7 +1,9 @@
 """ARM request pipeline: route, authenticate, check api-version, throttle, authorize.
 
 Paths are matched case-insensitively, as ARM does. Every route names the RBAC action
-it needs; the scope is the request path, so an assignment at any ancestor counts.
+it needs; the scope is the request path, so an assignment at any ancestor counts. A route
+whose action ABAC conditions can constrain (role-assignment writes and deletes) also names
+how to read the request's attributes; it is authorized after its body is read.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from azlocal import armids, rbac
+from azlocal import abac, armids, rbac
 from azlocal.context import OPERATION, PRINCIPAL, RATELIMIT, Context
 from azlocal.errors import ArmError, subscription_not_found
 from azlocal.throttle import kind_of
 from azlocal.tokens import Caller
 
 Handler = Callable[["ArmRequest"], Awaitable[web.Response]]
+# The @Request/@Resource attributes of a request, from the path match and parsed body.
+AttributeReader = Callable[[Context, re.Match[str], Any], abac.Attributes]
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Route:
     api_versions: frozenset[str]
     resource_type: str  # for Azure's unsupported api-version message
     handler: Handler
+    attributes: AttributeReader | None = None
 
 
 @dataclass
@@ -92,6 +97,7 @@ class Router:
         action: str,
         api_versions: frozenset[str],
         resource_type: str,
+        attributes: AttributeReader | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -103,6 +109,7 @@ class Router:
                     api_versions,
                     resource_type,
                     handler,
+                    attributes,
                 )
             )
             return handler
@@ -160,18 +167,28 @@ class Router:
                 f"'{int(retry_after)}' seconds.",
                 {"Retry-After": str(int(retry_after))},
             )
-        authorize(ctx, caller, route.action, request.path)
-        body = None
-        if request.can_read_body:
-            try:
-                body = await request.json()
-            except ValueError:
-                raise ArmError(
-                    400,
-                    "InvalidRequestContent",
-                    "The request content was invalid and could not be deserialized.",
-                ) from None
+        if route.attributes is None:
+            authorize(ctx, caller, route.action, request.path)
+        body = await read_body(request)
+        if route.attributes is not None:
+            # A condition can only be decided with the request's attributes, which come
+            # from the body (a write) or the stored resource (a delete).
+            attributes = route.attributes(ctx, match, body)
+            authorize(ctx, caller, route.action, request.path, attributes)
         return await route.handler(ArmRequest(ctx, request, match, caller, body))
+
+
+async def read_body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    try:
+        return await request.json()
+    except ValueError:
+        raise ArmError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized.",
+        ) from None
 
 
 def check_api_version(request: web.Request, route: Route) -> None:
@@ -228,14 +245,21 @@ def grants(ctx: Context) -> list[rbac.Grant]:
                     )
                     for p in definition.permissions
                 ),
+                assignment.condition,
             )
         )
     return found
 
 
-def authorize(ctx: Context, caller: Caller, action: str, scope: str) -> None:
+def authorize(
+    ctx: Context,
+    caller: Caller,
+    action: str,
+    scope: str,
+    attributes: abac.Attributes = abac.NO_ATTRIBUTES,
+) -> None:
     principal_ids = [caller.object_id, *ctx.store.groups_of(caller.object_id)]
-    if not rbac.is_allowed(grants(ctx), principal_ids, action, scope):
+    if not rbac.is_allowed(grants(ctx), principal_ids, action, scope, attributes=attributes):
         raise ArmError(
             403,
             "AuthorizationFailed",
