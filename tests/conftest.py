@@ -11,7 +11,8 @@ import pytest
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from support.operator import OperatorProcess
+from support.operator import OperatorProcess, apply_json
+from support.policies import BASELINE_LABEL, baseline_policy
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,12 +51,18 @@ def operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     """`aml-identity run` against the control plane and azlocal, resyncing every 5 s."""
-    process = OperatorProcess(cluster, azlocal, tmp_path_factory.mktemp("operator"), resync=5)
+    process = OperatorProcess(
+        cluster, azlocal, tmp_path_factory.mktemp("operator"), resync=5, webhook=True
+    )
     process.start()
     try:
+        process.wait_for_webhook()
         yield process
     finally:
         process.stop()
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", process.webhook_name, "--ignore-not-found"
+        )
         # Shown on failure by pytest's captured output.
         print(process.logs()[-20000:])
 
@@ -73,11 +80,23 @@ def crds_installed(cluster: LocalCluster, azlocal: AzLocal) -> None:
         "app.kubernetes.io/name=aml-identity-operator",
     )
     azlocal.admin("POST", "trusted-cas", text=cluster.ca_file.read_text())
+    apply_json(cluster, baseline_policy(azlocal))
 
 
 @pytest.fixture
 def namespace(cluster: LocalCluster) -> Iterator[str]:
+    """A fresh namespace under the tests' baseline MLAccessPolicy."""
     name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    cluster.kubectl("label", "namespace", name, f"{BASELINE_LABEL}=true")
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def bare_namespace(cluster: LocalCluster) -> Iterator[str]:
+    """A fresh namespace no MLAccessPolicy selects (until a test writes one)."""
+    name = f"g-{uuid.uuid4().hex[:10]}"
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")

@@ -8,7 +8,15 @@ from azure.core.exceptions import ResourceNotFoundError
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.azure import admin_credential, msi_client
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.operator import (
+    OperatorProcess,
+    apply,
+    condition,
+    get,
+    wait_gone,
+    wait_ready,
+    wait_reason,
+)
 from support.poll import wait_until
 from support.world import RG_IDENTITIES
 
@@ -186,13 +194,28 @@ def test_an_identity_we_did_not_create_is_not_owned(
     assert msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags == {
         "owner": "someone"
     }
-    # Adoption is explicit.
+    # Adoption takes two parties: the resource asks (annotation, allowed by a policy) ...
     cluster.kubectl("annotate", "wid", "legacy", "-n", namespace, "identity.aml.dev/adopt=true")
+    refused = wait_until(
+        lambda: (lambda c: c if "does not consent" in c.get("message", "") else None)(
+            condition(get(cluster, "wid", "legacy", namespace))
+        ),
+        timeout=30,
+        what="adoption refused without the identity's consent",
+    )
+    assert f"aml-identity.adoptable-by={namespace}/legacy" in refused["message"]
+    # ... and the identity's owner consents with a tag naming the one resource.
+    theirs = {"owner": "someone", "aml-identity.adoptable-by": f"{namespace}/legacy"}
+    msi.user_assigned_identities.update(RG_IDENTITIES, f"{namespace}-legacy", {"tags": theirs})
     obj = wait_ready(cluster, "wid", "legacy", namespace)
     assert obj["status"]["principalId"] == existing.principal_id
-    # Deleting the resource deletes the adopted identity (it now carries our tags).
+    adopted = msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags
+    assert adopted["owner"] == "someone", "the owner's tags stay"
+    assert adopted["aml-identity.managed-by"] == "aml-identity-operator"
+    # Deleting the resource releases the adopted identity to its owner (Orphan by default).
     cluster.kubectl("delete", "wid", "legacy", "-n", namespace)
     wait_gone(cluster, "wid", "legacy", namespace)
+    assert msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags == theirs
 
 
 def test_observe_mode_never_writes(

@@ -31,7 +31,10 @@ class OperatorProcess:
         *,
         resync: float = 600,
         kubeconfig: Path | None = None,
+        webhook: bool = False,
     ) -> None:
+        """With `webhook`, the process also serves the admission webhook and keeps a
+        ValidatingWebhookConfiguration (one per process) pointing at itself."""
         self.workdir = workdir
         self.log_path = workdir / "operator.log"
         self.metrics_port = free_port()
@@ -56,7 +59,19 @@ class OperatorProcess:
             "AML_IDENTITY_CLUSTER_ID": "tests",
             "AML_IDENTITY_METRICS_PORT": str(self.metrics_port),
             "AML_IDENTITY_LIVENESS_ENDPOINT": self.liveness_url,
+            # azlocal's vaults are https://127.0.0.1:<port>/: that is this cloud's vault host.
+            "AML_IDENTITY_KEY_VAULT_HOSTS": json.dumps(["127.0.0.1:*"]),
         }
+        self.cluster = cluster
+        # kopf names each webhook <handler id>.<this>: Kubernetes wants three dotted parts.
+        self.webhook_name = f"{workdir.name.lower()}.webhooks.identity.aml.dev"
+        if webhook:
+            self.env |= {
+                "AML_IDENTITY_WEBHOOK_PORT": str(free_port()),
+                "AML_IDENTITY_WEBHOOK_ADDRESS": "127.0.0.1",
+                "AML_IDENTITY_WEBHOOK_HOST": "127.0.0.1",
+                "AML_IDENTITY_WEBHOOK_CONFIGURATION": self.webhook_name,
+            }
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -69,6 +84,30 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
         )
         return self
+
+    def wait_for_webhook(self, timeout: float = 60) -> None:
+        """Until the API server calls this process's webhook: a dry-run MLRole that the
+        guard refuses is refused by the webhook (its message is the guard's)."""
+        from support.poll import wait_until
+
+        probe = {
+            "apiVersion": API,
+            "kind": "MLRole",
+            "metadata": {"name": "webhook-probe"},
+            "spec": {
+                "roleName": "webhook probe",
+                "permissions": {"actions": ["*"]},
+                "assignableScopes": ["/subscriptions/00000000-0000-0000-0000-000000000001"],
+            },
+        }
+
+        def answered() -> bool:
+            result = self.cluster.kubectl(
+                "apply", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+            )
+            return "is privileged" in result.stderr
+
+        wait_until(answered, timeout=timeout, what="the admission webhook to answer")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -132,6 +171,10 @@ def condition(obj: dict[str, Any] | None) -> dict[str, Any]:
 
 
 API = "identity.aml.dev/v1alpha1"
+
+
+def apply_json(cluster: LocalCluster, body: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(body))
 
 
 def apply(

@@ -150,7 +150,9 @@ class RoleRule(ApiModel):
     ml_roles: list[str] = Field(
         default_factory=list,
         max_length=100,
-        description="MLRole names (the custom roles defined in this cluster).",
+        description=(
+            "MLRole names or patterns (the custom roles defined in this cluster). " + GLOB_DOC
+        ),
         json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 253}},
     )
     role_definition_ids: list[str] = Field(

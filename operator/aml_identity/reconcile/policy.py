@@ -353,7 +353,7 @@ class SubjectRef:
 def _role_matches(rule: RoleRule, role: RoleFacts) -> bool:
     if role.built_in and any(n.lower() == role.name.lower() for n in rule.built_in):
         return True
-    if role.ml_role is not None and role.ml_role in rule.ml_roles:
+    if role.ml_role is not None and any(glob(n, role.ml_role) for n in rule.ml_roles):
         return True
     return any(g.lower() == role.guid.lower() for g in rule.role_definition_ids)
 
