@@ -13,6 +13,7 @@ from aml_identity.handlers.runner import credential
 from aml_identity.kube.cluster import Cluster, load_config
 from aml_identity.reconcile.delegation import delegation_condition, principal_types
 from aml_identity.reconcile.names import role_definition_name
+from aml_identity.reconcile.policy import glob
 from aml_identity.settings import Settings
 
 
@@ -24,6 +25,7 @@ async def condition(settings: Settings, scope: str | None) -> int:
     gateway = Gateway(credential(settings), settings)
     guids: set[str] = set()
     problems: list[str] = []
+    ml_roles = await cluster.list_cluster_custom("mlroles")
     try:
         for policy in book.policies:
             for rule in policy.spec.roles:
@@ -34,10 +36,12 @@ async def condition(settings: Settings, scope: str | None) -> int:
                         problems.append(f"{policy.name}: no role named '{name}' at {where}")
                     else:
                         guids.add(found.name.lower())
-                for ml_role in rule.ml_roles:
-                    live = await cluster.get_custom("mlroles", None, ml_role)
-                    recorded = ((live or {}).get("status") or {}).get("roleDefinitionName")
-                    guids.add(str(recorded or role_definition_name(settings.cluster_id, ml_role)))
+                # MLRole rules are patterns: the MLRoles that exist now and match them.
+                for live in ml_roles:
+                    name = live["metadata"]["name"]
+                    if any(glob(pattern, name) for pattern in rule.ml_roles):
+                        recorded = (live.get("status") or {}).get("roleDefinitionName")
+                        guids.add(str(recorded or role_definition_name(settings.cluster_id, name)))
     except AzureFailure as failure:
         print(f"aml-identity: reading role definitions at {where}: {failure}", file=sys.stderr)
         return 1
