@@ -22,6 +22,8 @@ def test_demo_runs_green(repo: Path) -> None:
     )
     assert output.count("as expected") == 11  # 4 identities: 9 federated checks, 2 certificate
     assert "certificate service principal" in output
+    # The guardrail: an escalation refused at kubectl apply, with the policy's message.
+    assert "refused: namespace ml-team may not bind Owner at /subscriptions/" in output
     assert "UNEXPECTED" not in output
     assert "one resync at rest:" in output
     assert ", 0 writes" in output

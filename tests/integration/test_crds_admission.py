@@ -62,8 +62,9 @@ def test_examples_are_accepted(crds: list[str], cluster: LocalCluster, repo: Pat
     stored = json.loads(
         cluster.kubectl("get", "wid", "training-pipeline", "-n", "ml-team", "-o", "json").stdout
     )
-    # Defaults come from the schema, applied by the API server.
-    assert stored["spec"]["deletionPolicy"] == "Delete"
+    # Defaults come from the schema, applied by the API server. deletionPolicy has none:
+    # unset means Delete for what the operator created, Orphan for what it adopted.
+    assert "deletionPolicy" not in stored["spec"]
     assert stored["spec"]["managementPolicy"] == "Manage"
 
 

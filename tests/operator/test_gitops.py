@@ -28,11 +28,28 @@ def test_dev_overlay(operator: OperatorProcess, cluster: LocalCluster) -> None:
     assert {
         d["spec"]["scope"]["workspace"]["name"] for d in docs if d["kind"] == "MLRoleBinding"
     } == {"ws-dev"}
-    # Wave -2 first, as Argo CD would: namespaced objects need their namespace to exist.
-    namespace_doc = next(d for d in docs if d["kind"] == "Namespace")
-    cluster.kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump(namespace_doc))
+    # Waves -2 and -1 first, as Argo CD would: namespaced objects need their namespace,
+    # and the admission webhook needs the MLAccessPolicy that allows them.
+    assert waves[("MLAccessPolicy", "ml-team")] < waves[("WorkloadIdentity", "training-pipeline")]
+    for first in ("Namespace", "MLAccessPolicy"):
+        doc = next(d for d in docs if d["kind"] == first)
+        cluster.kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=argocd-like",
+            "-f",
+            "-",
+            input=yaml.safe_dump(doc),
+        )
     dry = cluster.kubectl(
-        "apply", "--server-side", "--dry-run=server", "-f", "-", input=rendered, check=False
+        "apply",
+        "--server-side",
+        "--field-manager=argocd-like",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=rendered,
+        check=False,
     )
     assert dry.returncode == 0, dry.stderr
     cluster.kubectl(
@@ -52,3 +69,4 @@ def test_dev_overlay(operator: OperatorProcess, cluster: LocalCluster) -> None:
     wait_gone(cluster, "wid", "training-pipeline", "ml-team-dev")
     cluster.kubectl("delete", "mlroles", "ml-endpoint-reader", "--wait=false")
     wait_gone(cluster, "mlroles", "ml-endpoint-reader")
+    cluster.kubectl("delete", "mlaccesspolicy", "ml-team")

@@ -358,9 +358,25 @@ def test_tightening_a_policy_revokes_role_assignments(
     assert annotations["identity.aml.dev/policy-changed"].startswith(f"{name}@")
     assert wait_ready(cluster, "mlrb", "reader", namespace)
 
+    # The namespace tries to shelter the Reader grant before the next tightening: a
+    # subject that never resolves (the binding waits) and managementPolicy Observe.
+    spec = {
+        "role": {"builtIn": "Reader"},
+        "subjects": [*subject, {"workloadIdentity": "never-created"}],
+        "scope": WS,
+        "managementPolicy": "Observe",
+    }
+    apply(cluster, "MLRoleBinding", "reader", spec, namespace)
+    reason_is(cluster, "mlrb", "reader", namespace, "WaitingForDependency")
     # The principal is no longer a subject the policy allows: Reader goes too.
     policies.put("grants", scopes=[WS_RULE], roles=roles)
-    denied = reason_is(cluster, "mlrb", "reader", namespace, "PolicyDenied")
+    denied = wait_until(
+        lambda: (lambda c: c if "may not grant Reader" in c.get("message", "") else None)(
+            condition(get(cluster, "mlrb", "reader", namespace))
+        ),
+        timeout=45,
+        what="the Reader binding to report the denial",
+    )
     assert f"may not grant Reader to ServicePrincipal {legacy}" in denied["message"]
     wait_until(
         lambda: assignments_at(azlocal, WORKSPACE, legacy) == set(),

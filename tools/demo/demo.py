@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -198,6 +199,13 @@ def start_operator(
             "AML_IDENTITY_RESYNC_JITTER": "0",
             "AML_IDENTITY_METRICS_PORT": "0",
             "AML_IDENTITY_LIVENESS_ENDPOINT": "",
+            # The admission webhook, on loopback; the operator registers it itself.
+            "AML_IDENTITY_WEBHOOK_PORT": str(free_port()),
+            "AML_IDENTITY_WEBHOOK_ADDRESS": "127.0.0.1",
+            "AML_IDENTITY_WEBHOOK_HOST": "127.0.0.1",
+            "AML_IDENTITY_WEBHOOK_CONFIGURATION": "demo.webhooks.identity.aml.dev",
+            # azlocal's vaults live at https://127.0.0.1:<port>/.
+            "AML_IDENTITY_KEY_VAULT_HOSTS": json.dumps(["127.0.0.1:*"]),
         },
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -205,12 +213,58 @@ def start_operator(
     return process, log
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_webhook(cluster: LocalCluster, timeout: float) -> bool:
+    """Until the API server calls the operator's webhook: a dry-run MLRole with actions
+    * is refused by the MLRole guard."""
+    probe = json.dumps(
+        {
+            "apiVersion": "identity.aml.dev/v1alpha1",
+            "kind": "MLRole",
+            "metadata": {"name": "webhook-probe"},
+            "spec": {
+                "roleName": "probe",
+                "permissions": {"actions": ["*"]},
+                "assignableScopes": [f"/subscriptions/{SUB}"],
+            },
+        }
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=probe, check=False)
+        if "is privileged" in result.stderr:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def refuse_escalation(cluster: LocalCluster) -> bool:
+    """An escalation the ml-team policy does not allow, refused at kubectl apply."""
+    path = REPO / "examples" / "escalations" / "owner-at-subscription.yaml"
+    result = cluster.kubectl("apply", "-f", str(path), check=False)
+    message = result.stderr.strip().split("denied the request: ")[-1]
+    if result.returncode == 0 or "may not bind Owner" not in message:
+        say(f"   {RED}UNEXPECTED: Owner at subscription scope was not refused{RESET}")
+        return False
+    say(f"   {RED}refused{RESET}: {message}")
+    return True
+
+
 def wait_ready(cluster: LocalCluster, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        listed = json.loads(cluster.kubectl("get", "aml-identity", "-A", "-o", "json").stdout)[
-            "items"
+        listed = [
+            obj
+            for obj in json.loads(
+                cluster.kubectl("get", "aml-identity", "-A", "-o", "json").stdout
+            )["items"]
+            if obj["kind"] != "MLAccessPolicy"  # nothing in Azure: no Ready condition
         ]
         rows, waiting = [], 0
         for obj in listed:
@@ -416,18 +470,33 @@ def main() -> int:
         )
         say(f"{BOLD}3. The operator{RESET} (aml-identity run)")
         operator, log = start_operator(cluster, az, workdir)
-        say(f"{BOLD}4. kubectl apply -f examples/demo/{RESET}")
+        if not wait_for_webhook(cluster, 60):
+            say(f"{RED}the operator's admission webhook did not answer; log: {log}{RESET}")
+            return 1
+        say(f"{BOLD}4. kubectl apply -f examples/demo/{RESET} (the ml-team MLAccessPolicy first)")
         for line in cluster.kubectl(
             "apply", "-f", str(REPO / "examples" / "demo")
         ).stdout.splitlines():
             say(f"   {line}")
+        say(
+            "   and an escalation, kubectl apply -f examples/escalations/"
+            "owner-at-subscription.yaml:"
+        )
+        if not refuse_escalation(cluster):
+            return 1
         if not wait_ready(cluster, args.timeout):
             say(f"{RED}not everything became Ready; the operator's log is {log}{RESET}")
             return 1
         say(cluster.kubectl("get", "wid,mlrb,mlroles", "-A").stdout)
         converge = [r for r in az.admin("GET", "requests") if r["operation"] != "oauth2/token"]
         resources = len(
-            json.loads(cluster.kubectl("get", "aml-identity", "-A", "-o", "json").stdout)["items"]
+            [
+                obj
+                for obj in json.loads(
+                    cluster.kubectl("get", "aml-identity", "-A", "-o", "json").stdout
+                )["items"]
+                if obj["kind"] != "MLAccessPolicy"
+            ]
         )
         az.admin("DELETE", "requests")
         print_azure(az)
@@ -459,6 +528,7 @@ def main() -> int:
         cluster.kubectl(
             "delete", "-f", str(REPO / "examples" / "demo" / "10-roles.yaml"), "--wait=true"
         )
+        cluster.kubectl("delete", "-f", str(REPO / "examples" / "demo" / "05-policy.yaml"))
         left = [
             p
             for p in az.ctx.store.principals.values()

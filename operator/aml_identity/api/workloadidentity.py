@@ -106,7 +106,7 @@ class ManagedIdentitySpec(ApiModel):
         default_factory=dict,
         description=(
             "Extra Azure tags. The operator adds its own ownership tags (prefix "
-            "aml-identity-operator), which cannot be overridden."
+            "aml-identity.); tags with that prefix here are ignored."
         ),
         json_schema_extra={
             "maxProperties": 40,

@@ -79,7 +79,12 @@ async def review(
         binding = MLRoleBinding.model_validate(body)
         namespace = body["metadata"]["namespace"]
         scope = scope_id(binding.spec.scope, deps.settings.subscription_id)
-        facts = await _role_facts(deps, binding, scope)
+        try:
+            facts = await _role_facts(deps, binding, scope)
+        except Invalid as invalid:
+            # A role that does not exist grants nothing: the reconcile reports
+            # InvalidSpec (and decides again if it ever appears).
+            return Review(warnings=[f"{invalid}: the operator will report InvalidSpec"])
         verdict = check_binding(
             await deps.policy_set(namespace), facts, scope, subject_refs(binding)
         )
@@ -101,6 +106,7 @@ def _static_facts(guid: str, name: str, built_in: bool) -> RoleFacts:
 
 
 async def _role_facts(deps: Deps, binding: MLRoleBinding, scope: str) -> RoleFacts:
+    """Raises Invalid for a role that does not exist."""
     role = binding.spec.role
     if role.ml_role is not None:
         # The MLRole may be applied in the same sync and not be Ready yet: its spec says
@@ -112,7 +118,7 @@ async def _role_facts(deps: Deps, binding: MLRoleBinding, scope: str) -> RoleFac
         return ml_role_facts(role.ml_role, ml_role, guid)
     try:
         return (await resolve_role(deps, binding, scope)).facts
-    except (Invalid, Waiting, AzureFailure):
+    except (Waiting, AzureFailure):
         if role.built_in is not None:
             return _static_facts("", role.built_in, True)
         assert role.role_definition_id is not None

@@ -9,9 +9,16 @@ from aml_identity.controllers.outcome import Event, Outcome
 from aml_identity.metrics import POLICY_DENIALS, POLICY_VIOLATIONS
 from aml_identity.reconcile.policy import Verdict
 
-# Outcomes that say the operator must retry or a person must fix Azure: they stay, with
-# the denial added to the message, so retries and alerts keep working.
-_KEEP = frozenset({Reason.RECONCILED, Reason.DRIFT_DETECTED})
+# Outcomes a denial replaces: what was allowed is done, so the denial is the news. Any
+# other outcome (retry, Azure failure) stays, with the denial added to its message, so
+# retries and alerts keep working.
+_REPLACED = frozenset({Reason.RECONCILED, Reason.DRIFT_DETECTED})
+
+
+def forget(kind: str, namespace: str, name: str) -> None:
+    """A deleted resource violates nothing any more."""
+    with contextlib.suppress(KeyError):
+        POLICY_VIOLATIONS.remove(kind, namespace, name)
 
 
 def with_verdict(
@@ -27,14 +34,13 @@ def with_verdict(
         outcome.events.append(Event("Warning", Reason.POLICY_VIOLATION.value, message))
         POLICY_VIOLATIONS.labels(kind, namespace, name).set(1)
     else:
-        with contextlib.suppress(KeyError):
-            POLICY_VIOLATIONS.remove(kind, namespace, name)
+        forget(kind, namespace, name)
     if not denied:
         return outcome
     POLICY_DENIALS.labels(kind, "reconcile").inc()
     message = "; ".join(d.message for d in denied)
     outcome.events.append(Event("Warning", Reason.POLICY_DENIED.value, message))
-    if outcome.reason in _KEEP:
+    if outcome.reason in _REPLACED:
         done = f" (the rest: {outcome.message})" if outcome.message else ""
         outcome.reason = Reason.POLICY_DENIED
         outcome.message = message + done

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
@@ -185,26 +186,73 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         await deps.policy_set(namespace), role.facts, scope, subject_refs(binding)
     )
     denied_all = verdict.denies("role")
-    allowed = [
-        subject
-        for i, subject in enumerate(binding.spec.subjects)
-        if not denied_all and not verdict.denies(f"subjects[{i}]")
-    ]
+    allowed: list[Subject] = []
+    denied: list[Subject] = []
+    for i, subject in enumerate(binding.spec.subjects):
+        refused = denied_all or verdict.denies(f"subjects[{i}]")
+        (denied if refused else allowed).append(subject)
+    name = body["metadata"]["name"]
     try:
         principals = [await _principal(deps, namespace, s) for s in allowed]
         observed = {
             p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
             for p in principals
         }
-    except Waiting as waiting:
-        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting), retry_after=WAIT)
-    except Invalid as invalid:
-        return _invalid(str(invalid))
+    except (Waiting, Invalid) as stuck:
+        # Waiting for (or unable to use) an allowed subject must not delay revoking the
+        # denied ones: a new subject that never resolves would otherwise keep them.
+        outcome = (
+            Outcome(Reason.WAITING_FOR_DEPENDENCY, str(stuck), retry_after=WAIT)
+            if isinstance(stuck, Waiting)
+            else _invalid(str(stuck))
+        )
+        if verdict.enforced and denied:
+            await _revoke(deps, binding, denied, outcome)
+        return with_verdict(outcome, verdict, KIND, namespace, name)
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role assignments")
     revoking = bool(verdict.enforced)
     outcome = await _apply(deps, binding, scope, role, principals, observed, revoking=revoking)
-    return with_verdict(outcome, verdict, KIND, namespace, body["metadata"]["name"])
+    return with_verdict(outcome, verdict, KIND, namespace, name)
+
+
+async def _revoke(
+    deps: Deps, binding: MLRoleBinding, denied: list[Subject], outcome: Outcome
+) -> None:
+    """Delete the assignments this binding made for `denied` subjects (recorded in its
+    status), without resolving anything else; the outcome records what was done."""
+    if not deps.manage or binding.status is None:
+        return
+    ids = {s.principal_id.lower() for s in denied if s.principal_id}
+    for subject in denied:
+        if subject.system_assigned_identity_of is not None:
+            with contextlib.suppress(AzureFailure):
+                found = await deps.gateway.system_assigned_principal(
+                    subject.system_assigned_identity_of
+                )
+                if found:
+                    ids.add(found.lower())
+    kept = []
+    for record in binding.status.assignments:
+        if not (record.created and record.principal_id.lower() in ids):
+            kept.append(record.model_dump(by_alias=True, mode="json"))
+            continue
+        try:
+            await deps.gateway.delete_assignment(record.scope, record.name)
+        except AzureFailure as failure:
+            kept.append(record.model_dump(by_alias=True, mode="json"))
+            outcome.events.append(Event("Warning", failure.reason.value, str(failure)))
+            continue
+        outcome.azure_writes += 1
+        outcome.events.append(
+            Event(
+                "Warning",
+                "Revoked",
+                f"Revoked role assignment {record.name} ({record.principal_id}) at "
+                f"{record.scope}: no MLAccessPolicy allows it any more",
+            )
+        )
+    outcome.status["assignments"] = kept
 
 
 def _invalid(message: str) -> Outcome:
@@ -229,7 +277,11 @@ async def _apply(
         scope=scope, role_definition=role_id, principals=principals, observed=observed, owned=owned
     )
     status_base = {"roleName": role_name, "roleDefinitionId": role_id, "scope": scope}
-    if binding.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
+    observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
+    if observe_only and revoking and deps.manage:
+        # Observe never creates, but it does not shelter a grant a policy revoked.
+        plan = replace(plan, creates=())
+    elif observe_only or not deps.manage:
         if plan.empty:
             return Outcome(
                 Reason.RECONCILED, "Azure matches the spec (observe only)", status=status_base

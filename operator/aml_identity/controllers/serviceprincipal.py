@@ -136,7 +136,14 @@ async def reconcile(
         for name in delete:
             await graph.delete_federated_credential(app.object_id, name)
             progress.writes += 1
-            progress.note("FederatedCredential", f"Removed federated credential {name}")
+            if name in excluded:
+                progress.note(
+                    "Revoked",
+                    f"Revoked federated credential {name}: no MLAccessPolicy allows it any more",
+                    True,
+                )
+            else:
+                progress.note("FederatedCredential", f"Removed federated credential {name}")
     except AzureFailure as failure:
         return _failed(failure, "writing application " + display_name, progress)
     identity = secretstore.Identity(
@@ -392,10 +399,13 @@ def forget_expiry(owner: Owner) -> None:
             CREDENTIAL_EXPIRY.remove(owner.namespace, owner.name, slot)
 
 
-async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:
+async def revoke(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, only: frozenset[str] | None = None
+) -> Outcome:
     """No policy allows this service principal (any more): remove its federated
     credentials, certificates and secrets, so nothing can sign in as it. The application
-    stays; allowed again, the next reconcile issues a new credential."""
+    stays; allowed again, the next reconcile issues a new credential. With `only`, just
+    the federated credentials named there."""
     unique, *_ = application_of(resource, owner)
     progress = Progress()
     graph = deps.graph
@@ -405,9 +415,15 @@ async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
             return Outcome(Reason.RECONCILED, "no application was created")
         why = "no MLAccessPolicy allows this identity"
         for fic in await graph.list_federated_credentials(app.object_id):
+            if only is not None and fic.name not in only:
+                continue
             await graph.delete_federated_credential(app.object_id, fic.name)
             progress.writes += 1
             progress.note("Revoked", f"Revoked federated credential {fic.name}: {why}", True)
+        if only is not None:
+            return Outcome(
+                Reason.RECONCILED, "", events=progress.events, azure_writes=progress.writes
+            )
         if app.keys:
             await graph.set_keys(app.object_id, [])
             progress.writes += 1

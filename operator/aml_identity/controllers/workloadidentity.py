@@ -21,7 +21,7 @@ from aml_identity.reconcile.identity import (
     desired_identity,
     plan_identity,
 )
-from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, owned_by
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, TAG_PREFIX, owned_by
 from aml_identity.reconcile.policy import FederationRef, IdentityRequest, Verdict, check_identity
 
 KIND = "WorkloadIdentity"
@@ -117,9 +117,18 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     owner = owner_of(body, deps.settings.cluster_id)
     verdict = await verdict_for(deps, resource, body)
     if verdict.denies("identity"):
-        outcome = await revoke(deps, resource, owner)
-    else:
-        outcome = await _reconcile(deps, resource, owner, body, denied_federations(verdict))
+        return with_verdict(
+            await revoke(deps, resource, owner), verdict, KIND, owner.namespace, owner.name
+        )
+    excluded = denied_federations(verdict)
+    revoked: Outcome | None = None
+    if excluded and resource.spec.management_policy == ManagementPolicy.OBSERVE:
+        # Observe writes nothing, except that it does not shelter a revoked federation.
+        revoked = await revoke(deps, resource, owner, only=excluded)
+    outcome = await _reconcile(deps, resource, owner, body, excluded)
+    if revoked is not None:
+        outcome.events = revoked.events + outcome.events
+        outcome.azure_writes += revoked.azure_writes
     return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
 
 
@@ -201,9 +210,7 @@ async def _reconcile(
             for stale in plan.delete_credentials:
                 await gateway.delete_federated_credential(sub, group, name, stale)
                 writes += 1
-                events.append(
-                    Event("Normal", "FederatedCredential", f"Removed federated credential {stale}")
-                )
+                events.append(_removed_credential(stale, excluded))
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"writing managed identity {name}")
         outcome.events = events + outcome.events
@@ -231,6 +238,16 @@ async def _reconcile(
     outcome.events = events + sa_events
     outcome.azure_writes = writes
     return outcome
+
+
+def _removed_credential(name: str, excluded: frozenset[str]) -> Event:
+    if name in excluded:
+        return Event(
+            "Warning",
+            "Revoked",
+            f"Revoked federated credential {name}: no MLAccessPolicy allows it any more",
+        )
+    return Event("Normal", "FederatedCredential", f"Removed federated credential {name}")
 
 
 def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:
@@ -315,15 +332,18 @@ async def poke_bindings(deps: Deps, owner: Owner, principal_id: str) -> None:
             )
 
 
-async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:
+async def revoke(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, only: frozenset[str] | None = None
+) -> Outcome:
     """The identity is not allowed (any more): create nothing, and remove the federated
-    credentials this resource made, so no workload can sign in as it through the
-    operator. The identity itself and its role assignments' bindings stay (deleting an
-    identity loses its principal id for good); a binding is revoked by its own check."""
-    if resource.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
-        return Outcome(Reason.RECONCILED, "managementPolicy is Observe: nothing revoked")
+    credentials this resource made (or only those named in `only`), so no workload can
+    sign in as it through the operator. managementPolicy Observe does not stop this. The
+    identity itself stays (deleting it loses its principal id for good); its bindings
+    are revoked by their own checks."""
+    if not deps.manage:
+        return Outcome(Reason.RECONCILED, "planning only: nothing revoked")
     if resource.spec.service_principal is not None:
-        return await serviceprincipal.revoke(deps, resource, owner)
+        return await serviceprincipal.revoke(deps, resource, owner, only)
     try:
         desired = _desired(deps, resource, owner)
     except SpecError as error:
@@ -342,7 +362,9 @@ async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
         made = _made_credentials(resource)
         async with gateway.identity_lock(observed.id):
             for credential in await gateway.list_federated_credentials(sub, group, name):
-                if adopted and credential.name not in made:
+                if (adopted and credential.name not in made) or (
+                    only is not None and credential.name not in only
+                ):
                     continue
                 await gateway.delete_federated_credential(sub, group, name, credential.name)
                 events.append(
@@ -361,7 +383,7 @@ async def revoke(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
     return Outcome(
         Reason.RECONCILED,
         f"federated credentials of {name} removed" if events else "nothing to revoke",
-        status={"federatedCredentials": []},
+        status={} if only is not None else {"federatedCredentials": []},
         events=events,
         azure_writes=len(events),
     )
@@ -429,7 +451,12 @@ async def _release(
             if credential.name in made:
                 await gateway.delete_federated_credential(sub, group, name, credential.name)
                 writes += 1
-    theirs = {k: v for k, v in observed.tags.items() if k not in desired.tags or k == ADOPTABLE_TAG}
+    # Only the operator's own tags go: the owner's (and their consent tag) stay.
+    theirs = {
+        k: v
+        for k, v in observed.tags.items()
+        if not k.startswith(f"{TAG_PREFIX}.") or k == ADOPTABLE_TAG
+    }
     if theirs != observed.tags:
         await gateway.update_tags(sub, group, name, theirs)
         writes += 1

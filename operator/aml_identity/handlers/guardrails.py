@@ -54,7 +54,8 @@ class Seen:
         self.namespace_labels: dict[str, dict[str, str]] = {}
 
 
-def register(registry: kopf.OperatorRegistry, settings: Settings, plurals: list[str]) -> None:
+def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[str, str]) -> None:
+    """`kinds`: plural -> kind of every kind the webhook checks."""
     seen = Seen()
 
     @kopf.index(GROUP, VERSION, "mlaccesspolicies", registry=registry, id=POLICY_INDEX)
@@ -102,7 +103,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, plurals: list[
             revision = f"namespace@{body['metadata'].get('resourceVersion', '')}"
             await _recheck(memo, [name], revision)
 
-    for plural in plurals:
+    for plural, kind in kinds.items():
         kopf.on.validate(
             GROUP,
             VERSION,
@@ -110,7 +111,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, plurals: list[
             registry=registry,
             id=f"validate-{plural}",
             operations=["CREATE", "UPDATE"],
-        )(_validator(plural, settings))
+        )(_validator(plural, kind, settings))
 
 
 async def _recheck(memo: Any, namespaces: list[str], revision: str) -> None:
@@ -136,7 +137,7 @@ async def _recheck(memo: Any, namespaces: list[str], revision: str) -> None:
         log.info("policy change %s: %d resource(s) re-checked", revision, count)
 
 
-def _validator(plural: str, settings: Settings) -> Any:
+def _validator(plural: str, kind: str, settings: Settings) -> Any:
     async def validate(
         *,
         body: kopf.Body,
@@ -151,7 +152,7 @@ def _validator(plural: str, settings: Settings) -> Any:
         )
         warnings.extend(result.warnings)
         if result.denied is not None:
-            POLICY_DENIALS.labels(plural, "admission").inc()
+            POLICY_DENIALS.labels(kind, "admission").inc()
             raise kopf.AdmissionError(result.denied, code=403)
 
     return validate

@@ -86,7 +86,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             idle=settings.resync_seconds / 10,
         )(on_change)
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
-    guardrails.register(registry, settings, list(KINDS))
+    guardrails.register(
+        registry, settings, {plural: kind for plural, (kind, _, _) in KINDS.items()}
+    )
     return registry
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 
 from aml_identity.api.common import Condition, ConditionStatus, Reason
+from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.metrics import RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_condition, set_ready
@@ -131,6 +132,8 @@ async def run_delete(
         write_status(outcome, body, patch)
         logger.warning("%s %s: deletion blocked: %s", kind, _name(body), outcome.message)
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
+    meta = body["metadata"]
+    forget(kind, meta.get("namespace") or "", meta["name"])
     logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)
 
 

@@ -9,6 +9,7 @@ from aml_identity.api.observed import FederatedCredential, Identity
 from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE, WorkloadIdentitySpec
 from aml_identity.reconcile.names import (
     ADOPTABLE_TAG,
+    TAG_PREFIX,
     identity_name,
     owned_by,
     ownership_tags,
@@ -54,8 +55,10 @@ def desired_identity(
     if mi is None:
         raise SpecError("spec.managedIdentity is required for a managed identity")
     credentials = desired_federated_credentials(spec, owner, issuer, excluded)
+    # The aml-identity. prefix is the operator's: a spec cannot set ownership or the
+    # owner's adoption consent (that would make a created identity look adopted).
     tags = {
-        **mi.tags,
+        **{k: v for k, v in mi.tags.items() if not k.startswith(f"{TAG_PREFIX}.")},
         **ownership_tags(owner.cluster_id, KIND, owner.namespace, owner.name, owner.uid),
     }
     return DesiredIdentity(
