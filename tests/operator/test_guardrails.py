@@ -596,3 +596,55 @@ def test_audit_reports_and_the_azure_condition_still_blocks(
     blocked = reason_is(cluster, "mlrb", "owner", namespace, "Forbidden")
     assert "ABAC condition not fulfilled" in blocked["message"]
     assert OWNER not in assignments_at(azlocal, WORKSPACE, legacy)
+
+
+def test_an_mlrole_made_privileged_revokes_its_bindings(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    guarded: tuple[str, Policies],
+) -> None:
+    namespace, policies = guarded
+    legacy = azlocal.principal("legacy-ci").object_id
+    role = f"reader-{namespace}"
+    actions = ["Microsoft.MachineLearningServices/workspaces/read"]
+    spec: dict[str, Any] = {
+        "roleName": role,
+        "permissions": {"actions": actions},
+        "assignableScopes": [RG_ML],
+    }
+    apply(cluster, "MLRole", role, spec)
+    try:
+        guid = wait_ready(cluster, "mlrole", role)["status"]["roleDefinitionName"]
+        policies.put(
+            "custom",
+            scopes=[WS_RULE],
+            roles=[{"mlRoles": [role]}],
+            subjects={"principalIds": [{"principalId": legacy}]},
+        )
+        subject = [{"principalId": legacy, "principalType": "ServicePrincipal"}]
+        binding = {"role": {"mlRole": role}, "subjects": subject, "scope": WS}
+        apply(cluster, "MLRoleBinding", "custom", binding, namespace)
+        wait_ready(cluster, "mlrb", "custom", namespace)
+        assert guid in assignments_at(azlocal, WORKSPACE, legacy)
+
+        # A platform admin makes the role privileged: the binding now needs a privileged
+        # rule, and is re-checked at once.
+        privileged = {
+            **spec,
+            "privileged": True,
+            "permissions": {"actions": [*actions, "Microsoft.Authorization/*/write"]},
+        }
+        apply(cluster, "MLRole", role, privileged)
+        denied = reason_is(cluster, "mlrb", "custom", namespace, "PolicyDenied")
+        assert "it is privileged" in denied["message"]
+        annotations = (get(cluster, "mlrb", "custom", namespace) or {})["metadata"]["annotations"]
+        assert annotations["identity.aml.dev/policy-changed"].startswith(f"mlrole/{role}@")
+        wait_until(
+            lambda: guid not in assignments_at(azlocal, WORKSPACE, legacy),
+            timeout=30,
+            what="the custom role's assignment to be revoked",
+        )
+    finally:
+        cluster.kubectl("delete", "mlrb", "custom", "-n", namespace, "--ignore-not-found")
+        cluster.kubectl("delete", "mlrole", role, "--wait=false")

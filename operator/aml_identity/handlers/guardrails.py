@@ -52,6 +52,7 @@ class Seen:
     def __init__(self) -> None:
         self.policy_namespaces: dict[str, set[str]] = {}
         self.namespace_labels: dict[str, dict[str, str]] = {}
+        self.ml_role_generations: dict[str, int] = {}
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[str, str]) -> None:
@@ -102,6 +103,26 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[st
         if type == "MODIFIED" and before is not None and before != dict(labels):
             revision = f"namespace@{body['metadata'].get('resourceVersion', '')}"
             await _recheck(memo, [name], revision)
+
+    @kopf.on.event(GROUP, VERSION, "mlroles", registry=registry, id="mlrole-changed")
+    async def ml_role_changed(
+        type: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+    ) -> None:
+        # Only a new generation (a spec change, e.g. privileged or new actions) matters;
+        # the operator's own status writes do not re-check anything.
+        generation = int(body["metadata"].get("generation") or 0)
+        before = seen.ml_role_generations.get(name)
+        seen.ml_role_generations[name] = generation
+        if type is None or before == generation:
+            return
+        cluster = memo.shared.deps.cluster
+        trigger = {POLICY_TRIGGER_ANNOTATION: f"mlrole/{name}@{generation}"}
+        for binding in await cluster.list_cluster_custom("mlrolebindings"):
+            if ((binding.get("spec") or {}).get("role") or {}).get("mlRole") == name:
+                meta = binding["metadata"]
+                await cluster.annotate_custom(
+                    "mlrolebindings", meta["namespace"], meta["name"], trigger
+                )
 
     for plural, kind in kinds.items():
         kopf.on.validate(
