@@ -499,6 +499,25 @@ def test_the_reconcile_refuses_when_the_webhook_is_down(
         t == "Warning" and r == "PolicyDenied" for t, r, _ in events(cluster, namespace, "owner")
     )
 
+    vault = {"vaultUrl": "https://attacker.example/", "certificateName": "x"}
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "vault",
+        {
+            "servicePrincipal": {
+                "displayName": f"{namespace}-vault",
+                "credential": {"certificate": {"keyVault": vault}},
+            }
+        },
+        namespace,
+    )
+    denied = reason_is(cluster, "wid", "vault", namespace, "PolicyDenied")
+    assert "https://attacker.example/ is not a Key Vault of this cloud" in denied["message"]
+    assert not [
+        a for a in azlocal.ctx.store.applications.values() if a.display_name == f"{namespace}-vault"
+    ]
+
     role = f"star-{namespace}"
     apply(
         cluster,
