@@ -8,7 +8,7 @@ import sys
 
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.azure.gateway import Gateway
-from aml_identity.handlers.plan import live_policies
+from aml_identity.handlers.guardrails import live_policies
 from aml_identity.handlers.runner import credential
 from aml_identity.kube.cluster import Cluster, load_config
 from aml_identity.reconcile.delegation import delegation_condition, principal_types

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from aml_identity.api import GROUP, VERSION
 from aml_identity.api.mlaccesspolicy import MLAccessPolicySpec
 from aml_identity.controllers import admission
-from aml_identity.kube.cluster import POLICY_TRIGGER_ANNOTATION
+from aml_identity.kube.cluster import POLICY_TRIGGER_ANNOTATION, Cluster
 from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.policy import Policy, PolicyBook
 from aml_identity.reconcile.x509 import serving_certificate
@@ -42,6 +42,23 @@ def book(settings: Settings, kwargs: Mapping[str, Any]) -> PolicyBook:
     return PolicyBook(
         policies=tuple(Policy(name, spec) for name, store in policies.items() for spec in store),
         namespace_labels={ns: next(iter(store)) for ns, store in namespaces.items() if store},
+        default_subscription=settings.subscription_id,
+    )
+
+
+async def live_policies(
+    cluster: Cluster, settings: Settings, *, namespaces: bool = True
+) -> PolicyBook:
+    """The MLAccessPolicies (and namespace labels) in the cluster now, read from the API
+    server rather than kopf's indexes: for the plan and azure-condition commands, and for
+    admission, which a paused standby replica answers too (its indexes are not fed)."""
+    policies = []
+    for item in await cluster.list_cluster_custom("mlaccesspolicies"):
+        spec = MLAccessPolicySpec.model_validate(item.get("spec") or {})
+        policies.append(Policy(item["metadata"]["name"], spec))
+    return PolicyBook(
+        policies=tuple(policies),
+        namespace_labels=await cluster.all_namespace_labels() if namespaces else {},
         default_subscription=settings.subscription_id,
     )
 
@@ -167,7 +184,11 @@ def _validator(plural: str, kind: str, settings: Settings) -> Any:
         warnings: list[str],
         **kwargs: Any,
     ) -> None:
-        deps = replace(memo.shared.deps, policies=book(settings, kwargs))
+        # Not kopf's indexes: a standby replica (paused by peering) serves the webhook
+        # too, and its indexes are empty. Two reads per request: the policies, then the
+        # namespace's labels (Deps.policy_set reads those it does not know).
+        deps = memo.shared.deps
+        deps = replace(deps, policies=await live_policies(deps.cluster, settings, namespaces=False))
         result = await admission.review(
             deps, plural, dict(body), dict(old) if old is not None else None
         )

@@ -17,15 +17,14 @@ import yaml
 
 from aml_identity.api import GROUP
 from aml_identity.api.common import Reason
-from aml_identity.api.mlaccesspolicy import MLAccessPolicySpec
 from aml_identity.azure.gateway import Gateway
 from aml_identity.azure.graph import GraphGateway
 from aml_identity.azure.vault import VaultGateway
 from aml_identity.controllers.outcome import Deps, Outcome
+from aml_identity.handlers.guardrails import live_policies
 from aml_identity.handlers.registry import KINDS
 from aml_identity.handlers.runner import credential
 from aml_identity.kube.cluster import Cluster, load_config
-from aml_identity.reconcile.policy import Policy, PolicyBook
 from aml_identity.settings import Settings
 
 PLURALS = {kind: plural for plural, (kind, _, _) in KINDS.items()}
@@ -91,19 +90,6 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
         await vault.close()
         await gateway.close()
     return {0: 0, 1: 2, 2: 1}[worst]
-
-
-async def live_policies(cluster: Cluster, settings: Settings) -> PolicyBook:
-    """The MLAccessPolicies and namespace labels in the cluster now (outside kopf)."""
-    policies = []
-    for item in await cluster.list_cluster_custom("mlaccesspolicies"):
-        spec = MLAccessPolicySpec.model_validate(item.get("spec") or {})
-        policies.append(Policy(item["metadata"]["name"], spec))
-    return PolicyBook(
-        policies=tuple(policies),
-        namespace_labels=await cluster.all_namespace_labels(),
-        default_subscription=settings.subscription_id,
-    )
 
 
 def _report(kind: str, namespace: str | None, name: str, outcome: Outcome) -> int:
