@@ -86,9 +86,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             idle=settings.resync_seconds / 10,
         )(on_change)
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
-    guardrails.register(
-        registry, settings, {plural: kind for plural, (kind, _, _) in KINDS.items()}
-    )
+    # kopf refuses to start with admission handlers but no server: only with a webhook.
+    checked = {plural: kind for plural, (kind, _, _) in KINDS.items()}
+    guardrails.register(registry, settings, checked if settings.webhook_port else {})
     return registry
 
 
