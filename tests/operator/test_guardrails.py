@@ -25,8 +25,8 @@ from support.operator import (
     OperatorProcess,
     apply,
     apply_json,
-    condition,
     get,
+    wait_message,
     wait_ready,
     wait_reason,
 )
@@ -87,6 +87,20 @@ def body(kind: str, name: str, spec: dict[str, Any], namespace: str | None, **me
     return json.dumps({"apiVersion": API, "kind": kind, "metadata": metadata, "spec": spec})
 
 
+ATTACKER = "https://attacker.example/"
+
+
+def vault_at(url: str, display_name: str) -> dict[str, Any]:
+    """A service principal whose certificate the operator would keep in the vault at `url`."""
+    vault = {"vaultUrl": url, "certificateName": "x"}
+    return {
+        "servicePrincipal": {
+            "displayName": display_name,
+            "credential": {"certificate": {"keyVault": vault}},
+        }
+    }
+
+
 def refused(cluster: LocalCluster, manifest: str) -> str:
     """Apply; expect the webhook's refusal, return its message."""
     result = cluster.kubectl("apply", "-f", "-", input=manifest, check=False)
@@ -130,7 +144,7 @@ def reason_is(cluster: LocalCluster, kind: str, name: str, namespace: str, reaso
     return wait_reason(cluster, kind, name, reason, namespace, timeout=45)
 
 
-def team_policy(policies: Policies, legacy: str) -> str:
+def team_policy(policies: Policies) -> str:
     """What the ML team may do: data scientist work at ws-prod, identities in
     rg-ml-identities, GitHub Actions of contoso/ml-deploy."""
     return policies.put(
@@ -150,7 +164,7 @@ def test_every_escalation_path_is_refused_at_apply(
 ) -> None:
     namespace, policies = guarded
     legacy = azlocal.principal("legacy-ci").object_id
-    team_policy(policies, legacy)
+    team_policy(policies)
     wid = {"workloadIdentity": "pipeline"}
 
     def binding(name: str, role: dict[str, str], scope: dict[str, Any], *subjects: Any) -> str:
@@ -234,24 +248,7 @@ def test_every_escalation_path_is_refused_at_apply(
             f"may not adopt identities in resource group {RG_IDENTITIES}",
         ),
         "a Key Vault URL that is no vault": (
-            body(
-                "WorkloadIdentity",
-                "vault",
-                {
-                    "servicePrincipal": {
-                        "displayName": "x",
-                        "credential": {
-                            "certificate": {
-                                "keyVault": {
-                                    "vaultUrl": "https://attacker.example/",
-                                    "certificateName": "x",
-                                }
-                            }
-                        },
-                    }
-                },
-                namespace,
-            ),
+            body("WorkloadIdentity", "vault", vault_at(ATTACKER, "x"), namespace),
             "keyVault.vaultUrl https://attacker.example/ is not a Key Vault of this cloud",
         ),
         "a service principal no policy allows": (
@@ -370,13 +367,7 @@ def test_tightening_a_policy_revokes_role_assignments(
     reason_is(cluster, "mlrb", "reader", namespace, "WaitingForDependency")
     # The principal is no longer a subject the policy allows: Reader goes too.
     policies.put("grants", scopes=[WS_RULE], roles=roles)
-    denied = wait_until(
-        lambda: (lambda c: c if "may not grant Reader" in c.get("message", "") else None)(
-            condition(get(cluster, "mlrb", "reader", namespace))
-        ),
-        timeout=45,
-        what="the Reader binding to report the denial",
-    )
+    denied = wait_message(cluster, "mlrb", "reader", "may not grant Reader", namespace)
     assert f"may not grant Reader to ServicePrincipal {legacy}" in denied["message"]
     wait_until(
         lambda: assignments_at(azlocal, WORKSPACE, legacy) == set(),
@@ -392,7 +383,7 @@ def test_tightening_a_policy_revokes_federation(
     guarded: tuple[str, Policies],
 ) -> None:
     namespace, policies = guarded
-    team = team_policy(policies, "")
+    team = team_policy(policies)
     spec = {
         "managedIdentity": MI,
         "serviceAccounts": [{"name": "trainer", "create": True}],
@@ -422,13 +413,7 @@ def test_tightening_a_policy_revokes_federation(
 
     # No policy at all: the identity may not be used through the operator.
     policies.delete(team)
-    denied = wait_until(
-        lambda: (lambda c: c if "no MLAccessPolicy selects" in c.get("message", "") else None)(
-            condition(get(cluster, "wid", "pipeline", namespace))
-        ),
-        timeout=45,
-        what="the identity to be denied",
-    )
+    denied = wait_message(cluster, "wid", "pipeline", "no MLAccessPolicy selects", namespace)
     assert denied["reason"] == "PolicyDenied"
     wait_until(
         lambda: federated_names(azlocal, identity) == set(),
@@ -465,7 +450,7 @@ def test_the_reconcile_refuses_when_the_webhook_is_down(
     webhook_down: None,
 ) -> None:
     namespace, policies = guarded
-    team_policy(policies, "")
+    team_policy(policies)
     spec = {
         "managedIdentity": MI,
         "federatedCredentials": [
@@ -499,19 +484,7 @@ def test_the_reconcile_refuses_when_the_webhook_is_down(
         t == "Warning" and r == "PolicyDenied" for t, r, _ in events(cluster, namespace, "owner")
     )
 
-    vault = {"vaultUrl": "https://attacker.example/", "certificateName": "x"}
-    apply(
-        cluster,
-        "WorkloadIdentity",
-        "vault",
-        {
-            "servicePrincipal": {
-                "displayName": f"{namespace}-vault",
-                "credential": {"certificate": {"keyVault": vault}},
-            }
-        },
-        namespace,
-    )
+    apply(cluster, "WorkloadIdentity", "vault", vault_at(ATTACKER, f"{namespace}-vault"), namespace)
     denied = reason_is(cluster, "wid", "vault", namespace, "PolicyDenied")
     assert "https://attacker.example/ is not a Key Vault of this cloud" in denied["message"]
     assert not [

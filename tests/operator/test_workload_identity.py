@@ -11,9 +11,9 @@ from support.azure import admin_credential, msi_client
 from support.operator import (
     OperatorProcess,
     apply,
-    condition,
     get,
     wait_gone,
+    wait_message,
     wait_ready,
     wait_reason,
 )
@@ -196,13 +196,7 @@ def test_an_identity_we_did_not_create_is_not_owned(
     }
     # Adoption takes two parties: the resource asks (annotation, allowed by a policy) ...
     cluster.kubectl("annotate", "wid", "legacy", "-n", namespace, "identity.aml.dev/adopt=true")
-    refused = wait_until(
-        lambda: (lambda c: c if "does not consent" in c.get("message", "") else None)(
-            condition(get(cluster, "wid", "legacy", namespace))
-        ),
-        timeout=30,
-        what="adoption refused without the identity's consent",
-    )
+    refused = wait_message(cluster, "wid", "legacy", "does not consent", namespace)
     assert f"aml-identity.adoptable-by={namespace}/legacy" in refused["message"]
     # ... and the identity's owner consents with a tag naming the one resource.
     theirs = {"owner": "someone", "aml-identity.adoptable-by": f"{namespace}/legacy"}

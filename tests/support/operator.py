@@ -241,6 +241,26 @@ def wait_reason(
     return found
 
 
+def wait_message(
+    cluster: LocalCluster,
+    kind: str,
+    name: str,
+    text: str,
+    namespace: str | None = None,
+    timeout: float = 45,
+) -> dict[str, Any]:
+    """Until the Ready condition's message contains `text`; returns the condition."""
+
+    def probe() -> dict[str, Any] | None:
+        found = condition(get(cluster, kind, name, namespace))
+        return found if text in found.get("message", "") else None
+
+    found: dict[str, Any] = _wait_for(
+        cluster, kind, name, namespace, timeout, probe, f"to say {text!r}"
+    )
+    return found
+
+
 def wait_gone(
     cluster: LocalCluster, kind: str, name: str, namespace: str | None = None, timeout: float = 60
 ) -> None:

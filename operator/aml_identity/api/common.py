@@ -44,6 +44,13 @@ def cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"rule": rule, "message": message, **extra}
 
 
+def exactly_one(fields: list[str], what: str) -> dict[str, str]:
+    """CEL: exactly one of the optional fields is set."""
+    count = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
+    listed = ", ".join(fields[:-1]) + " or " + fields[-1]
+    return cel(f"{count} == 1", f"{what}: set exactly one of {listed}")
+
+
 def matches_rule(pattern: str) -> str:
     """The CEL form of a `pattern` (a raw string, so backslashes stay RE2's)."""
     return f"self.matches(r'{pattern}')"

@@ -14,7 +14,7 @@ from pydantic import Field
 from .common import (
     DURATION_PATTERN,
     ApiModel,
-    cel,
+    exactly_one,
     schema_extra,
 )
 
@@ -60,12 +60,6 @@ class LabelSelector(ApiModel):
     )
 
 
-def _exactly_one(fields: list[str], what: str) -> dict[str, str]:
-    count = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
-    listed = ", ".join(fields[:-1]) + " or " + fields[-1]
-    return cel(f"{count} == 1", f"{what}: set exactly one of {listed}")
-
-
 class ResourceGroupPattern(ApiModel):
     """Resource groups by name pattern, in one subscription (pattern)."""
 
@@ -105,7 +99,7 @@ class ScopeRule(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": schema_extra(
             x_kubernetes_validations=[
-                _exactly_one(
+                exactly_one(
                     ["subscription", "resourceGroup", "workspace", "registry", "resourceIdPrefix"],
                     "scope rule",
                 )

@@ -19,6 +19,7 @@ from .common import (
     ManagementPolicy,
     cel,
     deletion_policy_field,
+    exactly_one,
     management_policy_field,
     pattern_with_message,
     schema_extra,
@@ -31,20 +32,13 @@ ARM_ID_PATTERN = r"^/(subscriptions|providers)/.+"
 ML_NAME_PATTERN = r"^[a-zA-Z0-9][-a-zA-Z0-9_]*$"
 
 
-def _exactly_one(fields: list[str], what: str) -> dict[str, str]:
-    """CEL: exactly one of the optional fields is set."""
-    count = " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
-    listed = ", ".join(fields[:-1]) + " or " + fields[-1]
-    return cel(f"{count} == 1", f"{what}: set exactly one of {listed}")
-
-
 class RoleRef(ApiModel):
     """The role to grant: a built-in role by name, an MLRole, or a role definition id."""
 
     model_config = ApiModel.model_config | {
         "json_schema_extra": schema_extra(
             x_kubernetes_validations=[
-                _exactly_one(["builtIn", "mlRole", "roleDefinitionId"], "role"),
+                exactly_one(["builtIn", "mlRole", "roleDefinitionId"], "role"),
             ]
         )
     }
@@ -78,7 +72,7 @@ class Subject(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": schema_extra(
             x_kubernetes_validations=[
-                _exactly_one(
+                exactly_one(
                     ["workloadIdentity", "principalId", "systemAssignedIdentityOf"], "subject"
                 ),
                 cel(
@@ -162,7 +156,7 @@ class Scope(ApiModel):
     model_config = ApiModel.model_config | {
         "json_schema_extra": schema_extra(
             x_kubernetes_validations=[
-                _exactly_one(["workspace", "registry", "resourceGroup", "resourceId"], "scope"),
+                exactly_one(["workspace", "registry", "resourceGroup", "resourceId"], "scope"),
             ]
         )
     }

@@ -203,30 +203,26 @@ def _validator(plural: str, kind: str, settings: Settings) -> Any:
 def webhook_server(settings: Settings) -> kopf.WebhookServer:
     """The HTTPS server for the admission webhook: the chart's mounted certificate, or a
     throwaway CA and certificate for `webhook_host` outside a cluster."""
+    ca: bytes | None = None
     if settings.webhook_cert_dir:
         folder = Path(settings.webhook_cert_dir)
-        ca = folder / "ca.crt"
-        return kopf.WebhookServer(
-            addr=settings.webhook_address,
-            port=settings.webhook_port,
-            host=settings.webhook_host,
-            certfile=str(folder / "tls.crt"),
-            pkeyfile=str(folder / "tls.key"),
-            cafile=str(ca) if ca.exists() else None,
+        if (folder / "ca.crt").exists():
+            ca = (folder / "ca.crt").read_bytes()
+    else:
+        now = datetime.now(UTC)
+        serving = serving_certificate(
+            settings.webhook_host, now - timedelta(minutes=5), now + timedelta(days=365)
         )
-    now = datetime.now(UTC)
-    serving = serving_certificate(
-        settings.webhook_host, now - timedelta(minutes=5), now + timedelta(days=365)
-    )
-    folder = Path(tempfile.mkdtemp(prefix="aml-identity-webhook-"))
-    (folder / "tls.crt").write_bytes(serving.cert_pem)
-    (folder / "tls.key").write_bytes(serving.key_pem)
-    (folder / "tls.key").chmod(0o600)
+        folder = Path(tempfile.mkdtemp(prefix="aml-identity-webhook-"))
+        (folder / "tls.crt").write_bytes(serving.cert_pem)
+        (folder / "tls.key").write_bytes(serving.key_pem)
+        (folder / "tls.key").chmod(0o600)
+        ca = serving.ca_pem
     return kopf.WebhookServer(
         addr=settings.webhook_address,
         port=settings.webhook_port,
         host=settings.webhook_host,
         certfile=str(folder / "tls.crt"),
         pkeyfile=str(folder / "tls.key"),
-        cadata=serving.ca_pem,
+        cadata=ca,
     )

@@ -34,6 +34,12 @@ class Issued:
         return thumbprint(self.der)
 
 
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
 def thumbprint(der: bytes) -> str:
     """SHA-1 of the DER certificate, upper-case hex: what Entra and Key Vault show."""
     return hashlib.sha1(der).hexdigest().upper()  # noqa: S324 (an identifier, not a signature)
@@ -79,11 +85,7 @@ def issue_self_signed(common_name: str, not_before: datetime, not_after: datetim
     return Issued(
         der=certificate.public_bytes(serialization.Encoding.DER),
         cert_pem=certificate.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        key_pem=_key_pem(key),
     )
 
 
@@ -167,9 +169,5 @@ def serving_certificate(host: str, not_before: datetime, not_after: datetime) ->
     return Serving(
         ca_pem=ca.public_bytes(serialization.Encoding.PEM),
         cert_pem=leaf.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+        key_pem=_key_pem(key),
     )
