@@ -8,11 +8,17 @@ from typing import Any
 import pytest
 import yaml
 
+from aml_identity.api.mlaccesspolicy import MLAccessPolicy
 from aml_identity.api.mlrole import MLRole
 from aml_identity.api.mlrolebinding import MLRoleBinding
 from aml_identity.api.workloadidentity import WorkloadIdentity
 
-MODELS = {"WorkloadIdentity": WorkloadIdentity, "MLRoleBinding": MLRoleBinding, "MLRole": MLRole}
+MODELS = {
+    "WorkloadIdentity": WorkloadIdentity,
+    "MLRoleBinding": MLRoleBinding,
+    "MLRole": MLRole,
+    "MLAccessPolicy": MLAccessPolicy,
+}
 
 
 def example_documents(repo: Path) -> list[dict[str, object]]:
