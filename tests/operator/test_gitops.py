@@ -30,7 +30,10 @@ def test_dev_overlay(operator: OperatorProcess, cluster: LocalCluster) -> None:
     } == {"ws-dev"}
     # Waves -2 and -1 first, as Argo CD would: namespaced objects need their namespace,
     # and the admission webhook needs the MLAccessPolicy that allows them.
-    assert waves[("MLAccessPolicy", "ml-team")] < waves[("WorkloadIdentity", "training-pipeline")]
+    assert (
+        waves[("MLAccessPolicy", "ml-team-gitops")]
+        < waves[("WorkloadIdentity", "training-pipeline")]
+    )
     for first in ("Namespace", "MLAccessPolicy"):
         doc = next(d for d in docs if d["kind"] == first)
         cluster.kubectl(
@@ -69,4 +72,4 @@ def test_dev_overlay(operator: OperatorProcess, cluster: LocalCluster) -> None:
     wait_gone(cluster, "wid", "training-pipeline", "ml-team-dev")
     cluster.kubectl("delete", "mlroles", "ml-endpoint-reader", "--wait=false")
     wait_gone(cluster, "mlroles", "ml-endpoint-reader")
-    cluster.kubectl("delete", "mlaccesspolicy", "ml-team")
+    cluster.kubectl("delete", "mlaccesspolicy", "ml-team-gitops")
