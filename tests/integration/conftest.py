@@ -17,6 +17,7 @@ def crds(cluster: LocalCluster, repo: Path) -> list[str]:
         "workloadidentities.identity.aml.dev",
         "mlrolebindings.identity.aml.dev",
         "mlroles.identity.aml.dev",
+        "mlaccesspolicies.identity.aml.dev",
     ]
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names]

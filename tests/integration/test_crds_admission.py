@@ -222,6 +222,31 @@ def test_mlrole_needs_permissions_and_scopes(crds: list[str], cluster: LocalClus
     assert "a role needs at least one entry in actions or dataActions" in err
 
 
+def test_mlaccesspolicy_schema(crds: list[str], cluster: LocalCluster) -> None:
+    def policy(spec: dict[str, Any]) -> tuple[int, str]:
+        return apply(cluster, manifest("MLAccessPolicy", "schema-check", spec, None))
+
+    code, err = policy(
+        {
+            "namespaceSelector": {},
+            "scopes": [{"subscription": "s", "resourceGroup": {"name": "rg-ml"}}],
+        }
+    )
+    assert code != 0
+    assert "scope rule: set exactly one of subscription, resourceGroup, workspace" in err
+    code, err = policy({"namespaceSelector": {}, "enforcement": "Sometimes"})
+    assert code != 0
+    assert "Unsupported value" in err
+    code, err = policy({"scopes": []})
+    assert code != 0
+    assert "namespaceSelector: Required value" in err
+    code, err = policy(
+        {"namespaceSelector": {}, "federation": [{"issuer": "http://x", "subjects": ["*"]}]}
+    )
+    assert code != 0
+    assert "federation[0].issuer" in err
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -288,6 +313,11 @@ def test_kubectl_explain_teaches_the_api(crds: list[str], cluster: LocalCluster)
     assert "An Azure ML workspace" in out
     out = cluster.kubectl("explain", "mlroles.spec.permissions.actions").stdout
     assert "Control-plane operations" in out
+    out = cluster.kubectl("explain", "mlap.spec.roles.privileged").stdout
+    assert "Required to allow a privileged role" in out
+    out = cluster.kubectl("explain", "mlap.spec").stdout
+    assert "namespaceSelector" in out
+    assert "federation" in out
 
 
 def test_printer_columns_show_status(
