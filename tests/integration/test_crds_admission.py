@@ -314,7 +314,7 @@ def test_kubectl_explain_teaches_the_api(crds: list[str], cluster: LocalCluster)
     out = cluster.kubectl("explain", "mlroles.spec.permissions.actions").stdout
     assert "Control-plane operations" in out
     out = cluster.kubectl("explain", "mlap.spec.roles.privileged").stdout
-    assert "Required to allow a privileged role" in out
+    assert "Set true to allow a privileged role" in out
     out = cluster.kubectl("explain", "mlap.spec").stdout
     assert "namespaceSelector" in out
     assert "federation" in out

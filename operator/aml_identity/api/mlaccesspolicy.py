@@ -164,13 +164,16 @@ class RoleRule(ApiModel):
             "Where these roles may be bound. Empty: wherever spec.scopes of this policy allows."
         ),
     )
-    privileged: bool = Field(
-        default=False,
+    # No schema default: a default inside an item of an atomic list makes the stored list
+    # differ from every applied one, and server-side apply then sees two managers
+    # disagree (GitOps tools applying a policy another tool applied first).
+    privileged: bool | None = Field(
+        default=None,
         description=(
-            "Required to allow a privileged role: Owner, Contributor, User Access "
+            "Set true to allow a privileged role: Owner, Contributor, User Access "
             "Administrator, Role Based Access Control Administrator, or any role whose "
             "actions include * or Microsoft.Authorization writes. Without it such a role is "
-            "refused even when listed."
+            "refused even when listed. Default false."
         ),
     )
 
