@@ -11,6 +11,7 @@ from aml_identity.reconcile.conditions import (
     is_ready,
     ready_status_for,
     set_condition,
+    set_policy_violation,
     set_ready,
 )
 
@@ -93,3 +94,17 @@ def test_is_ready_requires_the_current_generation() -> None:
     assert not is_ready(conditions, 4), "a newer spec has not been reconciled yet"
     assert not is_ready([], 1)
     assert find_condition(conditions, "Missing") is None
+
+
+def test_policy_violation_is_set_while_there_is_one_and_then_removed() -> None:
+    clock = FakeClock()
+    ready = set_ready([], Reason.RECONCILED, "ok", observed_generation=1, clock=clock)
+    audited = set_policy_violation(ready, "may not bind Owner", observed_generation=1, clock=clock)
+    violation = find_condition(audited, "PolicyViolation")
+    assert violation is not None
+    assert violation.status == "True"
+    assert violation.reason == "PolicyViolation"
+    assert violation.message == "may not bind Owner"
+    assert find_condition(audited, "Ready") == find_condition(ready, "Ready")
+    cleared = set_policy_violation(audited, None, observed_generation=2, clock=clock)
+    assert [c.type for c in cleared] == ["Ready"]

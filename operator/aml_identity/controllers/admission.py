@@ -25,13 +25,14 @@ from aml_identity.controllers.mlrolebinding import (
 from aml_identity.controllers.outcome import Deps
 from aml_identity.controllers.workloadidentity import verdict_for
 from aml_identity.reconcile.binding import scope_id
-from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, definition_guid, role_definition_name
 from aml_identity.reconcile.policy import (
     PRIVILEGED_BUILT_IN,
     RoleFacts,
     Verdict,
     check_binding,
     ml_role_problem,
+    privileged_reason,
 )
 
 
@@ -96,12 +97,12 @@ def _static_facts(guid: str, name: str, built_in: bool) -> RoleFacts:
     """What is known without Azure: the privileged built-in roles by GUID or name."""
     named = {v.lower(): k for k, v in PRIVILEGED_BUILT_IN.items()}
     key = guid.lower() or named.get(name.lower(), "")
-    privileged = PRIVILEGED_BUILT_IN.get(key)
+    known = PRIVILEGED_BUILT_IN.get(key)
     return RoleFacts(
         guid=key,
-        name=privileged or name,
-        built_in=built_in or privileged is not None,
-        privileged=f"{privileged} can grant access or change anything" if privileged else None,
+        name=known or name,
+        built_in=built_in or known is not None,
+        privileged=privileged_reason(guid=key, actions=(), not_actions=(), custom=False),
     )
 
 
@@ -122,5 +123,5 @@ async def _role_facts(deps: Deps, binding: MLRoleBinding, scope: str) -> RoleFac
         if role.built_in is not None:
             return _static_facts("", role.built_in, True)
         assert role.role_definition_id is not None
-        guid = role.role_definition_id.rstrip("/").rsplit("/", 1)[-1]
+        guid = definition_guid(role.role_definition_id)
         return _static_facts(guid, guid, False)

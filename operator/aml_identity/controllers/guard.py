@@ -15,6 +15,19 @@ from aml_identity.reconcile.policy import Verdict
 _REPLACED = frozenset({Reason.RECONCILED, Reason.DRIFT_DETECTED})
 
 
+def revoked(what: str) -> Event:
+    """The one event for a grant taken back because no policy allows it any more."""
+    return Event("Warning", "Revoked", f"Revoked {what}: no MLAccessPolicy allows it any more")
+
+
+def removed_credential(name: str, excluded: frozenset[str]) -> Event:
+    """A federated credential removed: revoked when a policy denies it (in `excluded`),
+    otherwise dropped from the spec."""
+    if name in excluded:
+        return revoked(f"federated credential {name}")
+    return Event("Normal", "FederatedCredential", f"Removed federated credential {name}")
+
+
 def forget(kind: str, namespace: str, name: str) -> None:
     """A deleted resource violates nothing any more."""
     with contextlib.suppress(KeyError):

@@ -11,7 +11,7 @@ from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import AzureFailure
-from aml_identity.controllers.guard import with_verdict
+from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.reconcile.binding import (
     Owned,
@@ -21,6 +21,7 @@ from aml_identity.reconcile.binding import (
     scope_id,
 )
 from aml_identity.reconcile.conditions import READY
+from aml_identity.reconcile.names import definition_guid
 from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
 
 KIND = "MLRoleBinding"
@@ -58,18 +59,14 @@ class ResolvedRole:
     facts: RoleFacts
 
 
-def _guid(definition_id: str) -> str:
-    return definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
-
-
 def _definition_facts(found: RoleDefinition, definition_id: str) -> RoleFacts:
     built_in = found.role_type == "BuiltInRole"
     return RoleFacts(
-        guid=_guid(definition_id),
+        guid=definition_guid(definition_id),
         name=found.role_name,
         built_in=built_in,
         privileged=privileged_reason(
-            guid=_guid(definition_id),
+            guid=definition_guid(definition_id),
             actions=found.actions,
             not_actions=found.not_actions,
             custom=not built_in,
@@ -113,11 +110,11 @@ async def resolve_role(deps: Deps, binding: MLRoleBinding, scope: str) -> Resolv
                 f"({', '.join(scopes)})"
             )
         full = str(ml_role["status"]["roleDefinitionId"])
-        facts = ml_role_facts(role.ml_role, ml_role, _guid(full))
+        facts = ml_role_facts(role.ml_role, ml_role, definition_guid(full))
         return ResolvedRole(full, facts.name, facts)
     assert role.role_definition_id is not None
     full = role_definition_id(role.role_definition_id, scope, sub)
-    found = await deps.gateway.get_role_definition(scope, _guid(full))
+    found = await deps.gateway.get_role_definition(scope, definition_guid(full))
     if found is None:
         raise Invalid(f"role definition {role.role_definition_id} does not exist")
     return ResolvedRole(full, found.role_name, _definition_facts(found, full))
@@ -245,12 +242,7 @@ async def _revoke(
             continue
         outcome.azure_writes += 1
         outcome.events.append(
-            Event(
-                "Warning",
-                "Revoked",
-                f"Revoked role assignment {record.name} ({record.principal_id}) at "
-                f"{record.scope}: no MLAccessPolicy allows it any more",
-            )
+            revoked(f"role assignment {record.name} ({record.principal_id}) at {record.scope}")
         )
     outcome.status["assignments"] = kept
 
@@ -324,12 +316,7 @@ async def _apply(
             writes += 1
             if revoking:
                 events.append(
-                    Event(
-                        "Warning",
-                        "Revoked",
-                        f"Revoked role assignment {stale.name} ({stale.principal_id}) at "
-                        f"{stale.scope}: no MLAccessPolicy allows it any more",
-                    )
+                    revoked(f"role assignment {stale.name} ({stale.principal_id}) at {stale.scope}")
                 )
             else:
                 events.append(

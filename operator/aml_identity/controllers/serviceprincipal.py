@@ -21,6 +21,7 @@ from aml_identity.controllers.credentialstores import (
     VaultStore,
     View,
 )
+from aml_identity.controllers.guard import removed_credential, revoked
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.metrics import CREDENTIAL_EXPIRY
 from aml_identity.reconcile import secretstore
@@ -136,14 +137,7 @@ async def reconcile(
         for name in delete:
             await graph.delete_federated_credential(app.object_id, name)
             progress.writes += 1
-            if name in excluded:
-                progress.note(
-                    "Revoked",
-                    f"Revoked federated credential {name}: no MLAccessPolicy allows it any more",
-                    True,
-                )
-            else:
-                progress.note("FederatedCredential", f"Removed federated credential {name}")
+            progress.events.append(removed_credential(name, excluded))
     except AzureFailure as failure:
         return _failed(failure, "writing application " + display_name, progress)
     identity = secretstore.Identity(
@@ -413,13 +407,12 @@ async def revoke(
         app = await graph.get_application(unique)
         if app is None or not owned_by_list(app.tags, owner.uid):
             return Outcome(Reason.RECONCILED, "no application was created")
-        why = "no MLAccessPolicy allows this identity"
         for fic in await graph.list_federated_credentials(app.object_id):
             if only is not None and fic.name not in only:
                 continue
             await graph.delete_federated_credential(app.object_id, fic.name)
             progress.writes += 1
-            progress.note("Revoked", f"Revoked federated credential {fic.name}: {why}", True)
+            progress.events.append(revoked(f"federated credential {fic.name}"))
         if only is not None:
             return Outcome(
                 Reason.RECONCILED, "", events=progress.events, azure_writes=progress.writes
@@ -427,11 +420,11 @@ async def revoke(
         if app.keys:
             await graph.set_keys(app.object_id, [])
             progress.writes += 1
-            progress.note("Revoked", f"Revoked {len(app.keys)} certificate(s): {why}", True)
+            progress.events.append(revoked(f"{len(app.keys)} certificate(s)"))
         for password in app.passwords:
             await graph.remove_password(app.object_id, password.key_id)
             progress.writes += 1
-            progress.note("Revoked", f"Revoked client secret {password.key_id}: {why}", True)
+            progress.events.append(revoked(f"client secret {password.key_id}"))
     except AzureFailure as failure:
         return _failed(failure, "revoking the application's credentials", progress)
     return Outcome(

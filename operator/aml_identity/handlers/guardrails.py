@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,15 +35,45 @@ NAMESPACE_INDEX = "namespace_index"
 GOVERNED = ("workloadidentities", "mlrolebindings")
 
 
+class _Labels(Mapping[str, Mapping[str, str]]):
+    """kopf's namespace index read as name -> labels, without copying it: every
+    reconcile gets a view, and copying every namespace's labels each time would cost
+    as much as there are namespaces."""
+
+    def __init__(self, index: Mapping[str, Any]) -> None:
+        self._index = index
+
+    def __getitem__(self, name: str) -> Mapping[str, str]:
+        for labels in self._index[name]:
+            return dict(labels)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 def book(settings: Settings, kwargs: Mapping[str, Any]) -> PolicyBook:
     """A handler's view of the policies, from the indexes kopf passes it."""
     policies = kwargs.get(POLICY_INDEX) or {}
-    namespaces = kwargs.get(NAMESPACE_INDEX) or {}
     return PolicyBook(
         policies=tuple(Policy(name, spec) for name, store in policies.items() for spec in store),
-        namespace_labels={ns: next(iter(store)) for ns, store in namespaces.items() if store},
+        namespace_labels=_Labels(kwargs.get(NAMESPACE_INDEX) or {}),
         default_subscription=settings.subscription_id,
     )
+
+
+def parse_policy(name: str, spec: Mapping[str, Any]) -> Policy | None:
+    """A policy the operator can read, or None (logged): the CRD schema admits nothing
+    invalid, but an older operator meeting a newer field must never let a policy it
+    cannot read allow anything."""
+    try:
+        return Policy(name, MLAccessPolicySpec.model_validate(dict(spec)))
+    except ValidationError as error:
+        log.error("MLAccessPolicy %s cannot be read, ignored: %s", name, error)
+        return None
 
 
 async def live_policies(
@@ -52,12 +82,10 @@ async def live_policies(
     """The MLAccessPolicies (and namespace labels) in the cluster now, read from the API
     server rather than kopf's indexes: for the plan and azure-condition commands, and for
     admission, which a paused standby replica answers too (its indexes are not fed)."""
-    policies = []
-    for item in await cluster.list_cluster_custom("mlaccesspolicies"):
-        spec = MLAccessPolicySpec.model_validate(item.get("spec") or {})
-        policies.append(Policy(item["metadata"]["name"], spec))
+    listed = await cluster.list_cluster_custom("mlaccesspolicies")
+    parsed = (parse_policy(i["metadata"]["name"], i.get("spec") or {}) for i in listed)
     return PolicyBook(
-        policies=tuple(policies),
+        policies=tuple(p for p in parsed if p is not None),
         namespace_labels=await cluster.all_namespace_labels() if namespaces else {},
         default_subscription=settings.subscription_id,
     )
@@ -77,16 +105,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[st
     seen = Seen()
 
     @kopf.index(GROUP, VERSION, "mlaccesspolicies", registry=registry, id=POLICY_INDEX)
-    def index_policy(
-        name: str, spec: kopf.Spec, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
-    ) -> dict[str, MLAccessPolicySpec] | None:
-        try:
-            return {name: MLAccessPolicySpec.model_validate(dict(spec))}
-        except ValidationError as error:
-            # The CRD schema admits nothing invalid; an older operator meeting a newer
-            # field ignores it, but never lets a policy it cannot read allow anything.
-            logger.error("MLAccessPolicy %s cannot be read, ignored: %s", name, error)
-            return None
+    def index_policy(name: str, spec: kopf.Spec, **_: Any) -> dict[str, MLAccessPolicySpec] | None:
+        policy = parse_policy(name, spec)
+        return {name: policy.spec} if policy is not None else None
 
     @kopf.index("", "v1", "namespaces", registry=registry, id=NAMESPACE_INDEX)
     def index_namespace(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
@@ -96,14 +117,10 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[st
     async def policy_changed(
         type: str | None, name: str, body: kopf.Body, memo: Any, **kwargs: Any
     ) -> None:
-        policies = book(settings, kwargs)
         selected: set[str] = set()
-        if type != "DELETED":
-            try:
-                spec = MLAccessPolicySpec.model_validate(dict(body.get("spec") or {}))
-                selected = policies.selected_namespaces(spec)
-            except ValidationError:
-                selected = set()
+        policy = parse_policy(name, body.get("spec") or {}) if type != "DELETED" else None
+        if policy is not None:
+            selected = book(settings, kwargs).selected_namespaces(policy.spec)
         before = seen.policy_namespaces.get(name, set())
         seen.policy_namespaces[name] = selected
         if type is None:  # the initial listing: every resource is reconciled at start
@@ -133,13 +150,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[st
         if type is None or before == generation:
             return
         cluster = memo.shared.deps.cluster
-        trigger = {POLICY_TRIGGER_ANNOTATION: f"mlrole/{name}@{generation}"}
-        for binding in await cluster.list_cluster_custom("mlrolebindings"):
-            if ((binding.get("spec") or {}).get("role") or {}).get("mlRole") == name:
-                meta = binding["metadata"]
-                await cluster.annotate_custom(
-                    "mlrolebindings", meta["namespace"], meta["name"], trigger
-                )
+        using = [
+            binding
+            for binding in await cluster.list_cluster_custom("mlrolebindings")
+            if ((binding.get("spec") or {}).get("role") or {}).get("mlRole") == name
+        ]
+        await _poke(cluster, "mlrolebindings", using, f"mlrole/{name}@{generation}")
 
     for plural, kind in kinds.items():
         kopf.on.validate(
@@ -153,26 +169,30 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, kinds: dict[st
 
 
 async def _recheck(memo: Any, namespaces: list[str], revision: str) -> None:
-    """Make every governed resource in `namespaces` reconcile now (each new annotation
-    value is an update), so a tightened policy revokes promptly, not at the next resync."""
+    """Make every governed resource in `namespaces` reconcile now, so a tightened policy
+    revokes promptly, not at the next resync."""
     cluster = memo.shared.deps.cluster
     count = 0
     for namespace in namespaces:
         for plural in GOVERNED:
-            for obj in await cluster.list_custom(plural, namespace):
-                if (obj["metadata"].get("annotations") or {}).get(
-                    POLICY_TRIGGER_ANNOTATION
-                ) == revision:
-                    continue
-                await cluster.annotate_custom(
-                    plural,
-                    namespace,
-                    obj["metadata"]["name"],
-                    {POLICY_TRIGGER_ANNOTATION: revision},
-                )
-                count += 1
+            listed = await cluster.list_custom(plural, namespace)
+            count += await _poke(cluster, plural, listed, revision)
     if count:
         log.info("policy change %s: %d resource(s) re-checked", revision, count)
+
+
+async def _poke(cluster: Cluster, plural: str, objects: list[dict[str, Any]], revision: str) -> int:
+    """Annotate each of `objects` with `revision` (skipping those that have it): each new
+    value is an update, so they reconcile now. Returns how many were annotated."""
+    count = 0
+    for obj in objects:
+        meta = obj["metadata"]
+        if (meta.get("annotations") or {}).get(POLICY_TRIGGER_ANNOTATION) == revision:
+            continue
+        trigger = {POLICY_TRIGGER_ANNOTATION: revision}
+        await cluster.annotate_custom(plural, meta["namespace"], meta["name"], trigger)
+        count += 1
+    return count
 
 
 def _validator(plural: str, kind: str, settings: Settings) -> Any:

@@ -37,14 +37,11 @@ def _change_handler(kind: str, workflow: Workflow, settings: Settings) -> Any:
     return reconcile
 
 
-def _delete_handler(kind: str, workflow: Workflow, settings: Settings) -> Any:
+def _delete_handler(kind: str, workflow: Workflow) -> Any:
     async def cleanup(
-        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
+        *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
     ) -> None:
-        policies = guardrails.book(settings, kwargs)
-        await run_delete(
-            kind, workflow, body=body, patch=patch, memo=memo, logger=logger, policies=policies
-        )
+        await run_delete(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
 
     return cleanup
 
@@ -67,7 +64,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         resource = (GROUP, VERSION, plural)
 
         on_change = _change_handler(kind, reconcile, settings)
-        on_delete = _delete_handler(kind, delete, settings)
+        on_delete = _delete_handler(kind, delete)
 
         # One level-triggered reconcile serves create, update, resume and the drift timer.
         for cause, decorate in (

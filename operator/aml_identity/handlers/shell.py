@@ -12,14 +12,12 @@ from typing import Any
 
 import kopf
 
-from aml_identity.api.common import Condition, ConditionStatus, Reason
+from aml_identity.api.common import Condition, Reason
 from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.metrics import RECONCILE_SECONDS, RECONCILES
-from aml_identity.reconcile.conditions import set_condition, set_ready
+from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
-
-POLICY_VIOLATION = "PolicyViolation"
 
 Workflow = Callable[[Deps, dict[str, Any]], Awaitable[Outcome]]
 
@@ -98,17 +96,9 @@ def write_status(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
     patch.status["observedGeneration"] = generation
     patch.status["lastSyncTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch.status["pendingChanges"] = outcome.pending_changes
-    if outcome.policy_violation is not None:
-        conditions = set_condition(
-            conditions,
-            type_=POLICY_VIOLATION,
-            status=ConditionStatus.TRUE,
-            reason=Reason.POLICY_VIOLATION,
-            message=outcome.policy_violation,
-            observed_generation=generation,
-        )
-    else:
-        conditions = [c for c in conditions if c.type != POLICY_VIOLATION]
+    conditions = set_policy_violation(
+        conditions, outcome.policy_violation, observed_generation=generation
+    )
     patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in conditions]
 
 
@@ -120,13 +110,12 @@ async def run_delete(
     patch: kopf.Patch,
     memo: Any,
     logger: logging.Logger | logging.LoggerAdapter[Any],
-    policies: PolicyBook,
 ) -> None:
     """Deletion: the finalizer stays until the workflow says Azure is clean. Deleting
-    only removes, so no policy stops it."""
+    only removes, so no policy is consulted."""
     shared: Memo = memo.shared
     async with shared.lock(body["metadata"]["uid"]):
-        outcome = await workflow(replace(shared.deps, policies=policies), dict(body))
+        outcome = await workflow(shared.deps, dict(body))
     _post_events(body, outcome)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)

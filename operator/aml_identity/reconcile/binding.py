@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aml_identity.api.mlrolebinding import Scope
 from aml_identity.api.observed import RoleAssignment
-from aml_identity.reconcile.names import role_assignment_name
+from aml_identity.reconcile.names import definition_guid, role_assignment_name
 
 ML = "Microsoft.MachineLearningServices"
 
@@ -108,7 +108,7 @@ def plan_binding(
     owned: list[Owned],
 ) -> BindingPlan:
     """`observed` maps each principal id to its assignments exactly at `scope`."""
-    role_guid = role_definition.rsplit("/", 1)[-1].lower()
+    role_guid = definition_guid(role_definition)
     creates: list[Create] = []
     keep: list[Owned] = []
     previously_created = {o.name for o in owned if o.created}
@@ -117,7 +117,7 @@ def plan_binding(
         same_role = [
             a
             for a in observed.get(principal.principal_id, [])
-            if a.role_definition_id.rsplit("/", 1)[-1].lower() == role_guid
+            if definition_guid(a.role_definition_id) == role_guid
         ]
         ours = [a for a in same_role if a.name.lower() == name]
         if ours:

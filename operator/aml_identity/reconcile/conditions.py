@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from aml_identity.api.common import TRANSIENT_REASONS, Condition, ConditionStatus, Reason
 
 READY = "Ready"
+# Set while an MLAccessPolicy in Audit mode would deny part of the resource.
+POLICY_VIOLATION = "PolicyViolation"
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +74,27 @@ def set_ready(
         status=ready_status_for(reason),
         reason=reason,
         message=message,
+        observed_generation=observed_generation,
+        clock=clock,
+    )
+
+
+def set_policy_violation(
+    conditions: Sequence[Condition],
+    violation: str | None,
+    *,
+    observed_generation: int | None,
+    clock: Clock = utc_now,
+) -> list[Condition]:
+    """PolicyViolation=True with the message while there is one; absent otherwise."""
+    if violation is None:
+        return [c for c in conditions if c.type != POLICY_VIOLATION]
+    return set_condition(
+        conditions,
+        type_=POLICY_VIOLATION,
+        status=ConditionStatus.TRUE,
+        reason=Reason.POLICY_VIOLATION,
+        message=violation,
         observed_generation=observed_generation,
         clock=clock,
     )

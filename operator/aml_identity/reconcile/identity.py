@@ -135,6 +135,14 @@ class IdentityPlan:
         )
 
 
+def created_by(observed: Identity, owner_uid: str, known_principal: str | None) -> bool:
+    """Our tags, or the principal the resource recorded in its status: an identity
+    whose tags someone stripped is still the one it created."""
+    return owned_by(observed.tags, owner_uid) or (
+        known_principal is not None and observed.principal_id == known_principal
+    )
+
+
 def plan_identity(
     desired: DesiredIdentity,
     observed: Identity | None,
@@ -158,9 +166,7 @@ def plan_identity(
     tags: dict[str, str] | None = None
     deletable: frozenset[str] | None = None
     if observed is not None:
-        ours = owned_by(observed.tags, owner_uid) or (
-            known_principal is not None and observed.principal_id == known_principal
-        )
+        ours = created_by(observed, owner_uid, known_principal)
         consented = bool(consent) and observed.tags.get(ADOPTABLE_TAG) == consent
         if not ours and not adopt:
             return IdentityPlan(

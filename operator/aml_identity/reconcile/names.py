@@ -52,10 +52,15 @@ def service_account_credential_name(service_account: str) -> str:
     return _fit(base, FIC_NAME_MAX, service_account)
 
 
+def definition_guid(role_definition_id: str) -> str:
+    """The GUID of a role definition id (or of a bare GUID), in lower case."""
+    return role_definition_id.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
 def role_assignment_name(scope: str, role_definition_id: str, principal_id: str) -> str:
     """uuid5 over (scope, role definition GUID, principal id), case-insensitive."""
-    role_guid = role_definition_id.rstrip("/").rsplit("/", 1)[-1]
-    key = f"{scope.rstrip('/').lower()}|{role_guid.lower()}|{principal_id.lower()}"
+    role_guid = definition_guid(role_definition_id)
+    key = f"{scope.rstrip('/').lower()}|{role_guid}|{principal_id.lower()}"
     return str(uuid.uuid5(NAMESPACE, key))
 
 
