@@ -419,6 +419,37 @@ IDENTITIES: list[tuple[str, PolicySet, IdentityRequest, set[str]]] = [
         {"federatedCredentials[x]"},
     ),
     (
+        "another audience than the token exchange's",
+        team_a(),
+        identity(
+            federated=(
+                FederationRef("gh", GITHUB, "repo:contoso/ml-deploy:x", ("api://other-app",)),
+            )
+        ),
+        {"federatedCredentials[gh]"},
+    ),
+    (
+        "an audience the rule lists",
+        team_a(
+            {
+                **TEAM_A,
+                "federation": [
+                    {
+                        "issuer": GITHUB,
+                        "subjects": ["repo:contoso/ml-deploy:*"],
+                        "audiences": ["api://other-app"],
+                    }
+                ],
+            }
+        ),
+        identity(
+            federated=(
+                FederationRef("gh", GITHUB, "repo:contoso/ml-deploy:x", ("api://other-app",)),
+            )
+        ),
+        set(),
+    ),
+    (
         "adoption where allowed",
         team_a(),
         identity(managed_identity=(SUB, "rg-legacy", "westeurope"), adopt=True),
@@ -507,6 +538,14 @@ def test_identity_decisions(
 ) -> None:
     verdict = check_identity(policies, request_, cluster_issuer=ISSUER, vault_hosts=VAULT_HOSTS)
     assert {d.part for d in verdict.denials} == denied
+
+
+def test_an_unlisted_audience_is_named_in_the_denial() -> None:
+    request_ = identity(
+        federated=(FederationRef("gh", GITHUB, "repo:contoso/ml-deploy:x", ("api://x",)),)
+    )
+    verdict = check_identity(team_a(), request_, cluster_issuer=ISSUER, vault_hosts=VAULT_HOSTS)
+    assert "with audience api://x" in verdict.message
 
 
 def test_cluster_issuer_rule_holds_in_audit() -> None:

@@ -289,6 +289,15 @@ class FederationRule(ApiModel):
         ),
         json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 600}},
     )
+    audiences: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "Token audiences a federated credential may accept from this issuer. Empty: "
+            "only api://AzureADTokenExchange, the one Entra recommends."
+        ),
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 600}},
+    )
 
 
 class AdoptionRules(ApiModel):

@@ -3,14 +3,15 @@ and the annotations on the service accounts it trusts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
-from aml_identity.api.observed import Identity
+from aml_identity.api.observed import FederatedCredential, Identity
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers import serviceprincipal
-from aml_identity.controllers.guard import with_verdict
+from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION
 from aml_identity.metrics import DRIFT_CORRECTIONS
@@ -18,10 +19,11 @@ from aml_identity.reconcile.identity import (
     DesiredIdentity,
     Owner,
     SpecError,
+    created_by,
     desired_identity,
     plan_identity,
 )
-from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, TAG_PREFIX, owned_by
+from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, TAG_PREFIX
 from aml_identity.reconcile.policy import FederationRef, IdentityRequest, Verdict, check_identity
 
 KIND = "WorkloadIdentity"
@@ -82,7 +84,8 @@ def identity_request(
         credential_duration=duration,
         key_vault_url=vault,
         federated=tuple(
-            FederationRef(f.name, f.issuer, f.subject) for f in spec.federated_credentials
+            FederationRef(f.name, f.issuer, f.subject, tuple(f.audiences))
+            for f in spec.federated_credentials
         ),
         adopt=adopt and mi is not None,
     )
@@ -210,7 +213,7 @@ async def _reconcile(
             for stale in plan.delete_credentials:
                 await gateway.delete_federated_credential(sub, group, name, stale)
                 writes += 1
-                events.append(_removed_credential(stale, excluded))
+                events.append(removed_credential(stale, excluded))
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"writing managed identity {name}")
         outcome.events = events + outcome.events
@@ -240,14 +243,28 @@ async def _reconcile(
     return outcome
 
 
-def _removed_credential(name: str, excluded: frozenset[str]) -> Event:
-    if name in excluded:
-        return Event(
-            "Warning",
-            "Revoked",
-            f"Revoked federated credential {name}: no MLAccessPolicy allows it any more",
-        )
-    return Event("Normal", "FederatedCredential", f"Removed federated credential {name}")
+def _ours(observed: Identity, resource: WorkloadIdentity, owner: Owner) -> bool:
+    known = resource.status.principal_id if resource.status else None
+    return created_by(observed, owner.uid, known)
+
+
+async def _remove_credentials(
+    deps: Deps,
+    desired: DesiredIdentity,
+    observed: Identity,
+    which: Callable[[FederatedCredential], bool],
+    removed: Callable[[FederatedCredential], None],
+) -> None:
+    """Delete the identity's federated credentials that `which` selects (serialized with
+    every other credential write to it), calling `removed` after each: a failure part
+    way still reports what was done."""
+    gateway = deps.gateway
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    async with gateway.identity_lock(observed.id):
+        for credential in await gateway.list_federated_credentials(sub, group, name):
+            if which(credential):
+                await gateway.delete_federated_credential(sub, group, name, credential.name)
+                removed(credential)
 
 
 def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:
@@ -353,28 +370,21 @@ async def revoke(
     events: list[Event] = []
     try:
         observed = await gateway.get_identity(sub, group, name)
-        known = resource.status.principal_id if resource.status else None
-        if observed is None or not (
-            owned_by(observed.tags, owner.uid) or observed.principal_id == known
-        ):
+        if observed is None or not _ours(observed, resource, owner):
             return Outcome(Reason.RECONCILED, "no managed identity was created")
         adopted = ADOPTABLE_TAG in observed.tags
         made = _made_credentials(resource)
-        async with gateway.identity_lock(observed.id):
-            for credential in await gateway.list_federated_credentials(sub, group, name):
-                if (adopted and credential.name not in made) or (
-                    only is not None and credential.name not in only
-                ):
-                    continue
-                await gateway.delete_federated_credential(sub, group, name, credential.name)
-                events.append(
-                    Event(
-                        "Warning",
-                        "Revoked",
-                        f"Revoked federated credential {credential.name} ({credential.issuer}, "
-                        f"{credential.subject}): no MLAccessPolicy allows this identity",
-                    )
-                )
+
+        def revoking(credential: FederatedCredential) -> bool:
+            return (not adopted or credential.name in made) and (
+                only is None or credential.name in only
+            )
+
+        def report(credential: FederatedCredential) -> None:
+            what = f"{credential.name} ({credential.issuer}, {credential.subject})"
+            events.append(revoked(f"federated credential {what}"))
+
+        await _remove_credentials(deps, desired, observed, revoking, report)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"revoking managed identity {name}")
         outcome.events = events + outcome.events
@@ -414,8 +424,7 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         )
         if observed is None:
             return Outcome(Reason.DELETING, "managed identity already gone")
-        known = resource.status.principal_id if resource.status else None
-        if not owned_by(observed.tags, owner.uid) and observed.principal_id != known:
+        if not _ours(observed, resource, owner):
             return Outcome(Reason.DELETING, f"{observed.id} is not ours: left in place")
         if ADOPTABLE_TAG in observed.tags and resource.spec.deletion_policy is None:
             return await _release(deps, resource, owner, desired, observed)
@@ -442,15 +451,10 @@ async def _release(
     """An adopted identity outlives its WorkloadIdentity (deletionPolicy defaults to
     Orphan for it): remove only the federated credentials this resource made and its
     ownership tags, and leave the identity to its owner."""
-    gateway = deps.gateway
-    sub, group, name = desired.subscription, desired.resource_group, desired.name
     made = _made_credentials(resource)
-    writes = 0
-    async with gateway.identity_lock(observed.id):
-        for credential in await gateway.list_federated_credentials(sub, group, name):
-            if credential.name in made:
-                await gateway.delete_federated_credential(sub, group, name, credential.name)
-                writes += 1
+    removed: list[FederatedCredential] = []
+    await _remove_credentials(deps, desired, observed, lambda c: c.name in made, removed.append)
+    writes = len(removed)
     # Only the operator's own tags go: the owner's (and their consent tag) stay.
     theirs = {
         k: v
@@ -458,7 +462,9 @@ async def _release(
         if not k.startswith(f"{TAG_PREFIX}.") or k == ADOPTABLE_TAG
     }
     if theirs != observed.tags:
-        await gateway.update_tags(sub, group, name, theirs)
+        await deps.gateway.update_tags(
+            desired.subscription, desired.resource_group, desired.name, theirs
+        )
         writes += 1
     message = f"released adopted managed identity {observed.id} to its owner"
     return Outcome(

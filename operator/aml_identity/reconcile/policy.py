@@ -38,6 +38,7 @@ from aml_identity.api.mlaccesspolicy import (
     ScopeRule,
 )
 from aml_identity.api.mlrole import MLRoleSpec
+from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE
 from aml_identity.reconcile.credentials import parse_duration
 
 ML = "Microsoft.MachineLearningServices"
@@ -438,6 +439,7 @@ class FederationRef:
     name: str
     issuer: str
     subject: str
+    audiences: tuple[str, ...] = (TOKEN_EXCHANGE_AUDIENCE,)
 
 
 @dataclass(frozen=True)
@@ -547,13 +549,26 @@ def check_identity(
     for fed in request.federated:
         if normal_issuer(fed.issuer) == own_issuer:
             continue
-        trusted = any(
-            normal_issuer(rule.issuer) == normal_issuer(fed.issuer)
-            and any(subject_glob(p, fed.subject) for p in rule.subjects)
+        matching = [
+            rule
             for s in specs
             for rule in s.federation
-        )
-        if not trusted:
+            if normal_issuer(rule.issuer) == normal_issuer(fed.issuer)
+            and any(subject_glob(p, fed.subject) for p in rule.subjects)
+        ]
+        audiences = set(fed.audiences)
+        if matching and not any(
+            audiences <= set(rule.audiences or (TOKEN_EXCHANGE_AUDIENCE,)) for rule in matching
+        ):
+            denials.append(
+                Denial(
+                    f"federatedCredentials[{fed.name}]",
+                    f"namespace {ns} may not trust {fed.issuer} for subject {fed.subject} "
+                    f"with audience {', '.join(sorted(audiences))}: no MLAccessPolicy selecting "
+                    f"{ns} lists that audience for the issuer under spec.federation",
+                )
+            )
+        elif not matching:
             denials.append(
                 Denial(
                     f"federatedCredentials[{fed.name}]",
