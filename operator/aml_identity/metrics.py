@@ -40,3 +40,15 @@ POLICY_DENIALS = Counter(
     "(admission or reconcile).",
     ["kind", "where"],
 )
+AZURE_PACED_SECONDS = Counter(
+    "aml_identity_azure_paced_seconds_total",
+    "Seconds ARM requests waited for the operator's own model of ARM's token buckets "
+    "(reads, writes, deletes), instead of being answered 429.",
+    ["bucket"],
+)
+LAST_SYNC = Gauge(
+    "aml_identity_last_sync_timestamp_seconds",
+    "When the last reconcile of each kind compared Azure with the specs (Unix time). "
+    "Status is written only when it changes, so this is where the resync shows.",
+    ["kind"],
+)

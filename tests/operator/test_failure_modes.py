@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -175,22 +174,21 @@ def test_no_azure_writes_at_rest(
     binding = wait_ready(cluster, "mlrb", "settled", namespace)
     # Other tests' namespaces may still be cleaning up: look only at these resources.
     ours = [f"/{namespace}-settled", *(a["name"] for a in binding["status"]["assignments"])]
+    versions = {k: (get(cluster, k, "settled", namespace) or {}) for k in ("wid", "mlrb")}
     azlocal.admin("DELETE", "requests")
-    started = time.time()
+    lines = [f"WorkloadIdentity {namespace}/settled: ", f"MLRoleBinding {namespace}/settled: "]
+    before = [operator.logs().count(line) for line in lines]
 
     def synced_twice() -> bool:
-        stamps = [
-            (get(cluster, kind, "settled", namespace) or {})
-            .get("status", {})
-            .get("lastSyncTime", "")
-            for kind in ("wid", "mlrb")
-        ]
-        return all(
-            s and time.mktime(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone >= started + 6
-            for s in stamps
-        )
+        logs = operator.logs()
+        return all(logs.count(line) >= n + 2 for line, n in zip(lines, before, strict=True))
 
     wait_until(synced_twice, timeout=60, interval=1, what="two resync cycles (5 s each)")
+    # Nothing changed, so nothing was written to Kubernetes either: not even a timestamp.
+    for kind, seen in versions.items():
+        now = get(cluster, kind, "settled", namespace) or {}
+        assert now["metadata"]["resourceVersion"] == seen["metadata"]["resourceVersion"], kind
+        assert "lastSyncTime" not in now["status"]
     requests = [r for r in azlocal.admin("GET", "requests") if any(o in r["path"] for o in ours)]
     reads = [r for r in requests if r["method"] == "GET"]
     writes = [

@@ -195,9 +195,6 @@ class CommonStatus(ApiModel):
             x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["type"]
         ),
     )
-    last_sync_time: datetime | None = Field(
-        default=None, description="When the operator last compared Azure with the spec."
-    )
     pending_changes: list[str] = Field(
         default_factory=list,
         description=(

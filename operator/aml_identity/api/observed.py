@@ -88,3 +88,32 @@ class Application:
 class ServicePrincipal:
     object_id: str
     app_id: str
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A certificate to register on an application: the public DER and its validity."""
+
+    key_id: str
+    display_name: str
+    der: bytes
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class VaultCertificate:
+    """The Key Vault certificate version workloads fetch now, and its tags."""
+
+    version: str
+    der: bytes
+    tags: dict[str, str]
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A Key Vault certificate signing request waiting for its merge."""
+
+    csr: bytes  # DER

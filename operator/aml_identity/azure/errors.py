@@ -3,12 +3,12 @@ delay) or fatal (with a condition reason), and a message that names Azure's requ
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import httpx
 from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
@@ -16,7 +16,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from kiota_abstractions.api_error import APIError
 
 from aml_identity.api.common import Reason
 
@@ -117,14 +116,32 @@ def classify(error: Exception) -> AzureFailure:
         if status == 429:
             delay = _retry_after(headers.get("Retry-After"), rule.delay)
         return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
-    if isinstance(error, APIError):  # Microsoft Graph, through kiota
+    graph_error, http_error = _graph_error_types()
+    if isinstance(error, graph_error):  # Microsoft Graph, through kiota
         return _graph_failure(error)
-    if isinstance(error, (ServiceRequestError, ServiceResponseError, httpx.HTTPError)):
+    if isinstance(error, (ServiceRequestError, ServiceResponseError, http_error)):
         return _failure(UNREACHABLE, None, None, _first_line(str(error)), None)
     raise error
 
 
-def _graph_failure(error: APIError) -> AzureFailure:
+class _NeverRaised(Exception):
+    """Stands for an exception type whose module was never imported."""
+
+
+def _graph_error_types() -> tuple[type[Exception], type[Exception]]:
+    """kiota's APIError and httpx's HTTPError, the errors of the Graph client. Only a
+    process that imported the Graph client can meet them, and importing them costs
+    memory and start-up time (httpx pulls in its command line), so they are looked up
+    rather than imported."""
+    kiota = sys.modules.get("kiota_abstractions.api_error")
+    httpx = sys.modules.get("httpx")
+    return (
+        kiota.APIError if kiota is not None else _NeverRaised,
+        httpx.HTTPError if httpx is not None else _NeverRaised,
+    )
+
+
+def _graph_failure(error: Any) -> AzureFailure:
     status = error.response_status_code or 0
     odata = getattr(error, "error", None)
     code = getattr(odata, "code", None)
@@ -189,7 +206,7 @@ async def call(run: Callable[[], Awaitable[T]]) -> T:
     """Run one SDK call; any failure leaves as a classified AzureFailure."""
     try:
         return await run()
-    except (AzureError, APIError, httpx.HTTPError) as error:
+    except (AzureError, *_graph_error_types()) as error:
         raise classify(error) from None
 
 
@@ -197,7 +214,7 @@ async def maybe(run: Callable[[], Awaitable[T]]) -> T | None:
     """Like `call`, but None for a 404: a missing object is an answer, not a failure."""
     try:
         return await run()
-    except (AzureError, APIError, httpx.HTTPError) as error:
+    except (AzureError, *_graph_error_types()) as error:
         failure = classify(error)
         if failure.status == 404 and failure.code not in MISSING_CONTAINERS:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +17,14 @@ from typing import Any
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import call, maybe
+from aml_identity.azure.pacing import Pacer
+from aml_identity.azure.transport import ArmPacing
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
@@ -48,21 +52,23 @@ class Gateway:
 
     credential: AsyncTokenCredential
     settings: Settings
+    transport: AioHttpTransport
+    # One model of ARM's buckets for every client: the limits are per principal.
+    pacer: Pacer = field(default_factory=lambda: Pacer(clock=time.monotonic))
     _msi: dict[str, ManagedServiceIdentityClient] = field(default_factory=dict)
     _auth: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
     _role_names: dict[tuple[str, str], RoleDefinition] = field(default_factory=dict)
     _identity_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
+        return {
             "base_url": self.settings.arm_endpoint,
             "credential_scopes": [self.settings.arm_scope],
+            "transport": self.transport,
             "per_call_policies": [],
-            "per_retry_policies": [CountRequests()],
+            # A policy instance per pipeline: azure-core links each one to its successor.
+            "per_retry_policies": [CountRequests(), ArmPacing(self.pacer)],
         }
-        if self.settings.ca_bundle:
-            options["connection_verify"] = self.settings.ca_bundle
-        return options
 
     def msi(self, subscription: str) -> ManagedServiceIdentityClient:
         if subscription not in self._msi:
@@ -83,7 +89,6 @@ class Gateway:
             await msi.close()  # type: ignore[no-untyped-call]
         for auth in self._auth.values():
             await auth.close()  # type: ignore[no-untyped-call]
-        await self.credential.close()
 
     def identity_lock(self, identity_id: str) -> asyncio.Lock:
         """Azure refuses overlapping federated-credential writes to one identity."""

@@ -52,6 +52,7 @@ from aml_identity.api.observed import (
     Application,
     FederatedCredential,
     KeyCredential,
+    NewKey,
     PasswordCredential,
     ServicePrincipal,
 )
@@ -82,17 +83,6 @@ def _select() -> RequestConfiguration[Any]:
         select=SELECT
     )
     return RequestConfiguration(query_parameters=query)
-
-
-@dataclass(frozen=True)
-class NewKey:
-    """A certificate to register: the public DER and its validity."""
-
-    key_id: str
-    display_name: str
-    der: bytes
-    not_before: datetime
-    not_after: datetime
 
 
 @dataclass

@@ -12,47 +12,34 @@ is enough, and it holds no secret-read permission.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.keyvault.certificates import CertificateContentType, CertificatePolicy, KeyType
 from azure.keyvault.certificates.aio import CertificateClient
 
+from aml_identity.api.observed import PendingRequest, VaultCertificate
 from aml_identity.azure.errors import aware, call, maybe
 from aml_identity.azure.gateway import CountRequests
 from aml_identity.settings import Settings
-
-
-@dataclass(frozen=True)
-class VaultCertificate:
-    """The version workloads fetch now, and the facts kept in its tags."""
-
-    version: str
-    der: bytes
-    tags: dict[str, str]
-    not_before: datetime
-    not_after: datetime
-
-
-@dataclass(frozen=True)
-class PendingRequest:
-    csr: bytes  # DER
 
 
 @dataclass
 class VaultGateway:
     credential: AsyncTokenCredential
     settings: Settings
+    transport: AioHttpTransport
     _clients: dict[str, CertificateClient] = field(default_factory=dict)
 
     def client(self, vault_url: str) -> CertificateClient:
         key = vault_url.rstrip("/").lower()
         if key not in self._clients:
-            options: dict[str, Any] = {"per_retry_policies": [CountRequests()]}
-            if self.settings.ca_bundle:
-                options["connection_verify"] = self.settings.ca_bundle
-            self._clients[key] = CertificateClient(vault_url, self.credential, **options)
+            self._clients[key] = CertificateClient(
+                vault_url,
+                self.credential,
+                transport=self.transport,
+                per_retry_policies=[CountRequests()],
+            )
         return self._clients[key]
 
     async def close(self) -> None:

@@ -19,9 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from aml_identity.api.observed import Application, KeyCredential, PasswordCredential
-from aml_identity.azure.graph import NewKey
-from aml_identity.azure.vault import PendingRequest, VaultCertificate
+from aml_identity.api.observed import (
+    Application,
+    KeyCredential,
+    NewKey,
+    PasswordCredential,
+    PendingRequest,
+    VaultCertificate,
+)
 from aml_identity.controllers.outcome import Deps
 from aml_identity.kube.cluster import StoredSecret
 from aml_identity.reconcile import secretstore

@@ -13,6 +13,7 @@ from aml_identity.api.observed import RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.controllers.waiters import Key
 from aml_identity.reconcile.binding import (
     Owned,
     Principal,
@@ -25,11 +26,11 @@ from aml_identity.reconcile.names import definition_guid
 from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
 
 KIND = "MLRoleBinding"
-WAIT = 10.0  # seconds between looks at a dependency that is not Ready yet
 
 
 class Waiting(Exception):
-    """A dependency is not ready: Ready=Unknown, WaitingForDependency, retried soon."""
+    """A dependency is not ready: Ready=Unknown, WaitingForDependency. Not retried on a
+    timer: the dependency's becoming Ready wakes the binding (controllers.waiters)."""
 
 
 class Invalid(Exception):
@@ -88,7 +89,30 @@ def ml_role_facts(name: str, ml_role: dict[str, Any], guid: str) -> RoleFacts:
     return RoleFacts(guid=guid, name=spec.role_name, built_in=False, ml_role=name, privileged=why)
 
 
-async def resolve_role(deps: Deps, binding: MLRoleBinding, scope: str) -> ResolvedRole:
+async def _ready_dependency(
+    deps: Deps, dependent: Key | None, plural: str, namespace: str | None, name: str
+) -> dict[str, Any]:
+    """The dependency, Ready; otherwise raises Waiting, and `dependent` is woken when it
+    becomes Ready. Registered before the read, so a Ready that lands meanwhile still
+    wakes it."""
+    dependency: Key = (plural, namespace, name)
+    if dependent is not None:
+        deps.waiters.watch(dependency, dependent)
+    found = await deps.cluster.get_custom(plural, namespace, name)
+    what = "MLRole" if plural == "mlroles" else "WorkloadIdentity"
+    if found is None:
+        where = f" in {namespace}" if namespace else ""
+        raise Waiting(f"{what} {name} does not exist{where}")
+    if not _ready(found):
+        raise Waiting(f"{what} {name} is not Ready")
+    if dependent is not None:
+        deps.waiters.unwatch(dependency, dependent)
+    return found
+
+
+async def resolve_role(
+    deps: Deps, binding: MLRoleBinding, scope: str, dependent: Key | None = None
+) -> ResolvedRole:
     role = binding.spec.role
     sub = deps.settings.subscription_id
     if role.built_in is not None:
@@ -98,11 +122,7 @@ async def resolve_role(deps: Deps, binding: MLRoleBinding, scope: str) -> Resolv
         full = role_definition_id(found.name, scope, sub)
         return ResolvedRole(full, found.role_name, _definition_facts(found, full))
     if role.ml_role is not None:
-        ml_role = await deps.cluster.get_custom("mlroles", None, role.ml_role)
-        if ml_role is None:
-            raise Waiting(f"MLRole {role.ml_role} does not exist")
-        if not _ready(ml_role):
-            raise Waiting(f"MLRole {role.ml_role} is not Ready")
+        ml_role = await _ready_dependency(deps, dependent, "mlroles", None, role.ml_role)
         scopes = ml_role["spec"].get("assignableScopes", [])
         if not any(_within(scope, s) for s in scopes):
             raise Invalid(
@@ -133,14 +153,13 @@ def subject_refs(binding: MLRoleBinding) -> list[SubjectRef]:
     ]
 
 
-async def _principal(deps: Deps, namespace: str, subject: Subject) -> Principal:
+async def _principal(deps: Deps, dependent: Key, subject: Subject) -> Principal:
+    namespace = str(dependent[1])
     if subject.workload_identity is not None:
         name = subject.workload_identity
-        identity = await deps.cluster.get_custom("workloadidentities", namespace, name)
-        if identity is None:
-            raise Waiting(f"WorkloadIdentity {name} does not exist in {namespace}")
+        identity = await _ready_dependency(deps, dependent, "workloadidentities", namespace, name)
         principal = (identity.get("status") or {}).get("principalId")
-        if not _ready(identity) or not principal:
+        if not principal:
             raise Waiting(f"WorkloadIdentity {name} is not Ready")
         return Principal(f"workloadIdentity {name}", principal, "ServicePrincipal")
     if subject.principal_id is not None:
@@ -170,10 +189,12 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     binding = MLRoleBinding.model_validate(body)
     namespace = body["metadata"]["namespace"]
     scope = scope_id(binding.spec.scope, deps.settings.subscription_id)
+    name = body["metadata"]["name"]
+    dependent: Key = ("mlrolebindings", namespace, name)
     try:
-        role = await resolve_role(deps, binding, scope)
+        role = await resolve_role(deps, binding, scope, dependent)
     except Waiting as waiting:
-        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting), retry_after=WAIT)
+        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting))
     except Invalid as invalid:
         return _invalid(str(invalid))
     except AzureFailure as failure:
@@ -188,9 +209,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     for i, subject in enumerate(binding.spec.subjects):
         refused = denied_all or verdict.denies(f"subjects[{i}]")
         (denied if refused else allowed).append(subject)
-    name = body["metadata"]["name"]
     try:
-        principals = [await _principal(deps, namespace, s) for s in allowed]
+        principals = [await _principal(deps, dependent, s) for s in allowed]
         observed = {
             p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
             for p in principals
@@ -199,7 +219,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         # Waiting for (or unable to use) an allowed subject must not delay revoking the
         # denied ones: a new subject that never resolves would otherwise keep them.
         outcome = (
-            Outcome(Reason.WAITING_FOR_DEPENDENCY, str(stuck), retry_after=WAIT)
+            Outcome(Reason.WAITING_FOR_DEPENDENCY, str(stuck))
             if isinstance(stuck, Waiting)
             else _invalid(str(stuck))
         )

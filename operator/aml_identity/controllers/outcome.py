@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aml_identity.api.common import Reason
+from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.azure.gateway import Gateway
-from aml_identity.azure.graph import GraphGateway
-from aml_identity.azure.vault import VaultGateway
+from aml_identity.controllers.waiters import Waiters
 from aml_identity.kube.cluster import Cluster
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
+
+if TYPE_CHECKING:
+    from aml_identity.azure.graph import GraphGateway
+    from aml_identity.azure.vault import VaultGateway
 
 
 @dataclass(frozen=True)
@@ -53,15 +57,27 @@ class Deps:
     """What workflows need from the outside world; built once at start-up."""
 
     settings: Settings
-    gateway: Gateway
+    azure: AzureClients
     cluster: Cluster
     issuer: str
-    graph: GraphGateway
-    vault: VaultGateway
     manage: bool = True  # False for `aml-identity plan`: observe only, never write
     # The MLAccessPolicies and namespace labels; the handlers put a fresh view here for
     # every reconcile and admission request (kopf indexes), the plan command reads them.
     policies: PolicyBook = field(default_factory=PolicyBook)
+    # Shared by every copy of the Deps: who waits for which dependency to become Ready.
+    waiters: Waiters = field(default_factory=Waiters)
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.azure.arm
+
+    @property
+    def graph(self) -> GraphGateway:
+        return self.azure.graph
+
+    @property
+    def vault(self) -> VaultGateway:
+        return self.azure.vault
 
     async def policy_set(self, namespace: str) -> PolicySet:
         """The policies selecting `namespace`; its labels are read when not yet seen."""

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
-from aml_identity.azure.gateway import Gateway
 from aml_identity.handlers.guardrails import live_policies
-from aml_identity.handlers.runner import credential
-from aml_identity.kube.cluster import Cluster, load_config
+from aml_identity.kube.cluster import Cluster
 from aml_identity.reconcile.delegation import delegation_condition, principal_types
 from aml_identity.reconcile.names import role_definition_name
 from aml_identity.reconcile.policy import glob
@@ -18,11 +17,11 @@ from aml_identity.settings import Settings
 
 
 async def condition(settings: Settings, scope: str | None) -> int:
-    load_config()
     cluster = Cluster()
     book = await live_policies(cluster, settings)
     where = scope or f"/subscriptions/{settings.subscription_id}"
-    gateway = Gateway(credential(settings), settings)
+    azure = AzureClients.build(settings)
+    gateway = azure.arm
     guids: set[str] = set()
     problems: list[str] = []
     ml_roles = await cluster.list_cluster_custom("mlroles")
@@ -46,7 +45,8 @@ async def condition(settings: Settings, scope: str | None) -> int:
         print(f"aml-identity: reading role definitions at {where}: {failure}", file=sys.stderr)
         return 1
     finally:
-        await gateway.close()
+        await azure.close()
+        await cluster.close()
     for problem in problems:
         print(f"aml-identity: {problem}", file=sys.stderr)
     if not guids:

@@ -17,14 +17,11 @@ import yaml
 
 from aml_identity.api import GROUP
 from aml_identity.api.common import Reason
-from aml_identity.azure.gateway import Gateway
-from aml_identity.azure.graph import GraphGateway
-from aml_identity.azure.vault import VaultGateway
+from aml_identity.azure.clients import AzureClients
 from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.handlers.guardrails import live_policies
 from aml_identity.handlers.registry import KINDS
-from aml_identity.handlers.runner import credential
-from aml_identity.kube.cluster import Cluster, load_config
+from aml_identity.kube.cluster import Cluster
 from aml_identity.settings import Settings
 
 PLURALS = {kind: plural for plural, (kind, _, _) in KINDS.items()}
@@ -42,20 +39,15 @@ def manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 
 async def plan(settings: Settings, paths: list[Path]) -> int:
-    load_config()
     cluster = Cluster()
-    gateway = Gateway(credential(settings), settings)
-    graph = GraphGateway(gateway.credential, settings)
-    vault = VaultGateway(gateway.credential, settings)
+    azure = AzureClients.build(settings)
     issuer = settings.oidc_issuer or await cluster.issuer()
     policies = await live_policies(cluster, settings)
     deps = Deps(
         settings=settings,
-        gateway=gateway,
+        azure=azure,
         cluster=cluster,
         issuer=issuer,
-        graph=graph,
-        vault=vault,
         manage=False,
         policies=policies,
     )
@@ -86,9 +78,8 @@ async def plan(settings: Settings, paths: list[Path]) -> int:
             outcome = await reconcile(deps, body)
             worst = max(worst, _report(kind, namespace, meta["name"], outcome))
     finally:
-        await graph.close()
-        await vault.close()
-        await gateway.close()
+        await azure.close()
+        await cluster.close()
     return {0: 0, 1: 2, 2: 1}[worst]
 
 

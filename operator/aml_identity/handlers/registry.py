@@ -10,7 +10,7 @@ import kopf
 
 from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
-from aml_identity.handlers import guardrails
+from aml_identity.handlers import dependencies, guardrails
 from aml_identity.handlers.shell import Workflow, run, run_delete
 from aml_identity.settings import Settings
 
@@ -25,23 +25,32 @@ KINDS: dict[str, tuple[str, Workflow, Workflow]] = {
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _change_handler(kind: str, workflow: Workflow, settings: Settings) -> Any:
+def _change_handler(kind: str, workflow: Workflow, settings: Settings, *, resync: bool) -> Any:
     async def reconcile(
         *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
     ) -> None:
         policies = guardrails.book(settings, kwargs)
         await run(
-            kind, workflow, body=body, patch=patch, memo=memo, logger=logger, policies=policies
+            kind,
+            workflow,
+            body=body,
+            patch=patch,
+            memo=memo,
+            logger=logger,
+            policies=policies,
+            resync=resync,
         )
 
     return reconcile
 
 
-def _delete_handler(kind: str, workflow: Workflow) -> Any:
+def _delete_handler(kind: str, plural: str, workflow: Workflow) -> Any:
     async def cleanup(
         *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **_: Any
     ) -> None:
-        await run_delete(kind, workflow, body=body, patch=patch, memo=memo, logger=logger)
+        await run_delete(
+            kind, workflow, plural=plural, body=body, patch=patch, memo=memo, logger=logger
+        )
 
     return cleanup
 
@@ -57,14 +66,17 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     # account, elsewhere the kubeconfig, as the kubernetes client would choose.
     kopf.on.login(registry=registry, id="login")(_login)
 
-    def jitter(**_: Any) -> float:
-        return random.uniform(0, settings.resync_seconds * settings.resync_jitter)  # noqa: S311
+    def first_resync(**_: Any) -> float:
+        # One period after start (the resume handler has just compared everything),
+        # spread by the jitter so restarts do not synchronise the resyncs.
+        spread = settings.resync_seconds * settings.resync_jitter
+        return settings.resync_seconds + random.uniform(0, spread)  # noqa: S311
 
     for plural, (kind, reconcile, delete) in KINDS.items():
         resource = (GROUP, VERSION, plural)
 
-        on_change = _change_handler(kind, reconcile, settings)
-        on_delete = _delete_handler(kind, delete)
+        on_change = _change_handler(kind, reconcile, settings, resync=False)
+        on_delete = _delete_handler(kind, plural, delete)
 
         # One level-triggered reconcile serves create, update, resume and the drift timer.
         for cause, decorate in (
@@ -78,11 +90,12 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             registry=registry,
             id="resync",
             interval=settings.resync_seconds,
-            initial_delay=jitter,
+            initial_delay=first_resync,
             # Not while kopf is still handling a change: that path already reconciles.
             idle=settings.resync_seconds / 10,
-        )(on_change)
+        )(_change_handler(kind, reconcile, settings, resync=True))
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
+    dependencies.register(registry)
     # kopf refuses to start with admission handlers but no server: only with a webhook.
     checked = {plural: kind for plural, (kind, _, _) in KINDS.items()}
     guardrails.register(registry, settings, checked if settings.webhook_port else {})

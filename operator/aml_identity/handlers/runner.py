@@ -5,49 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
 
 import kopf
-from azure.identity.aio import DefaultAzureCredential
 from prometheus_client import start_http_server
 
-from aml_identity.azure.gateway import Gateway
-from aml_identity.azure.graph import GraphGateway
-from aml_identity.azure.vault import VaultGateway
+from aml_identity.azure.clients import AzureClients
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.guardrails import webhook_server
 from aml_identity.handlers.registry import build_registry, configure
 from aml_identity.handlers.shell import Memo
-from aml_identity.kube.cluster import Cluster, load_config
+from aml_identity.kube.cluster import Cluster
 from aml_identity.settings import Settings
 
 log = logging.getLogger("aml_identity")
-
-
-def credential(settings: Settings) -> DefaultAzureCredential:
-    """One credential for the operator's life: the DefaultAzureCredential chain
-    (workload identity on AKS, a certificate or secret from the environment, ...)."""
-    options: dict[str, Any] = {"authority": settings.authority_host}
-    if settings.ca_bundle:
-        options["connection_verify"] = settings.ca_bundle
-    if settings.disable_instance_discovery:
-        options["disable_instance_discovery"] = True
-    return DefaultAzureCredential(**options)
 
 
 async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None:
     # azure-core logs every request and response at INFO; the operator's own log lines
     # and events say what changed. Failures still reach the log through our handlers.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    load_config()
     cluster = Cluster()
     issuer = settings.oidc_issuer or await cluster.issuer()
-    gateway = Gateway(credential(settings), settings)
-    graph = GraphGateway(gateway.credential, settings)
-    vault = VaultGateway(gateway.credential, settings)
-    deps = Deps(
-        settings=settings, gateway=gateway, cluster=cluster, issuer=issuer, graph=graph, vault=vault
-    )
+    azure = AzureClients.build(settings)
+    deps = Deps(settings=settings, azure=azure, cluster=cluster, issuer=issuer)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf_settings = kopf.OperatorSettings()
@@ -81,6 +61,5 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
             stop_flag=stop,
         )
     finally:
-        await graph.close()
-        await vault.close()
-        await gateway.close()
+        await azure.close()
+        await cluster.close()

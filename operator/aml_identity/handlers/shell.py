@@ -7,15 +7,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
-from aml_identity.api.common import Condition, Reason
+from aml_identity.api.common import TRANSIENT_REASONS, Condition, Reason
 from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Outcome
-from aml_identity.metrics import RECONCILE_SECONDS, RECONCILES
+from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
 
@@ -31,6 +30,9 @@ class Memo:
         # Earliest time each object may call Azure again (Retry-After, backoff): the
         # change handlers and the resync timer share it, so neither path cuts the wait.
         self.not_before: dict[str, float] = {}
+        # When each object was last compared with Azure, so a resync right after a
+        # change handler (or a wake-up) does not read Azure a second time.
+        self.synced: dict[str, float] = {}
 
     def lock(self, uid: str) -> asyncio.Lock:
         # Change handlers and the resync timer of one object never overlap.
@@ -40,7 +42,8 @@ class Memo:
 def _result(outcome: Outcome) -> str:
     if outcome.reason is Reason.RECONCILED:
         return "ready"
-    return "waiting" if outcome.retry_after is not None else "failed"
+    waiting = outcome.retry_after is not None or outcome.reason in TRANSIENT_REASONS
+    return "waiting" if waiting else "failed"
 
 
 async def run(
@@ -52,21 +55,29 @@ async def run(
     memo: Any,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     policies: PolicyBook,
+    resync: bool = False,
 ) -> None:
+    """One reconcile. With `resync` (the timer), nothing is done when the object was
+    compared with Azure less than half a resync period ago."""
     shared: Memo = memo.shared
     uid = body["metadata"]["uid"]
     deps = replace(shared.deps, policies=policies)
+    period = deps.settings.resync_seconds
+    if resync and time.monotonic() - shared.synced.get(uid, -period) < period / 2:
+        return
     async with shared.lock(uid):
         wait = shared.not_before.get(uid, 0.0) - time.monotonic()
         if wait > 0:
             raise kopf.TemporaryError(f"waiting {wait:.1f}s before calling Azure again", delay=wait)
         started = time.monotonic()
         outcome = await workflow(deps, dict(body))
+        shared.synced[uid] = time.monotonic()
         if outcome.retry_after is not None:
             shared.not_before[uid] = time.monotonic() + outcome.retry_after
         else:
             shared.not_before.pop(uid, None)
     RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
+    LAST_SYNC.labels(kind).set(time.time())
     RECONCILES.labels(kind, _result(outcome)).inc()
     write_status(outcome, body, patch)
     _post_events(body, outcome)
@@ -85,27 +96,36 @@ async def run(
 
 
 def write_status(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
+    """Patch only the status fields that change: a resync that finds Azure as it was
+    writes nothing to Kubernetes (no watch event, no Argo CD refresh). When it last ran
+    is in the aml_identity_last_sync_timestamp_seconds metric instead."""
     status = body.get("status") or {}
     previous = [Condition.model_validate(c) for c in status.get("conditions", [])]
     generation = body["metadata"].get("generation")
     conditions = set_ready(
         previous, outcome.reason, outcome.message, observed_generation=generation
     )
-    for key, value in outcome.status.items():
-        patch.status[key] = value
-    patch.status["observedGeneration"] = generation
-    patch.status["lastSyncTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    patch.status["pendingChanges"] = outcome.pending_changes
     conditions = set_policy_violation(
         conditions, outcome.policy_violation, observed_generation=generation
     )
-    patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in conditions]
+    wanted: dict[str, Any] = {
+        **outcome.status,
+        "observedGeneration": generation,
+        "pendingChanges": outcome.pending_changes,
+        "conditions": [c.model_dump(by_alias=True, mode="json") for c in conditions],
+    }
+    for key, value in wanted.items():
+        if status.get(key) != value:
+            patch.status[key] = value
+    if "lastSyncTime" in status:  # written by earlier versions on every resync
+        patch.status["lastSyncTime"] = None
 
 
 async def run_delete(
     kind: str,
     workflow: Workflow,
     *,
+    plural: str,
     body: kopf.Body,
     patch: kopf.Patch,
     memo: Any,
@@ -114,7 +134,8 @@ async def run_delete(
     """Deletion: the finalizer stays until the workflow says Azure is clean. Deleting
     only removes, so no policy is consulted."""
     shared: Memo = memo.shared
-    async with shared.lock(body["metadata"]["uid"]):
+    uid = body["metadata"]["uid"]
+    async with shared.lock(uid):
         outcome = await workflow(shared.deps, dict(body))
     _post_events(body, outcome)
     if outcome.reason is Reason.DELETION_BLOCKED:
@@ -123,6 +144,9 @@ async def run_delete(
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
     meta = body["metadata"]
     forget(kind, meta.get("namespace") or "", meta["name"])
+    for per_object in (shared.locks, shared.not_before, shared.synced):
+        per_object.pop(uid, None)
+    shared.deps.waiters.forget((plural, meta.get("namespace"), meta["name"]))
     logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)
 
 

@@ -1,15 +1,23 @@
-"""Kubernetes I/O the reconcilers need, over the official client (in threads: it blocks)."""
+"""Kubernetes I/O the reconcilers need: a small async client over aiohttp.
+
+One connection pool per process (bounded), no threads: the official client is
+synchronous, and its calls used to occupy the event loop's thread pool, where azure-core
+also waits, so Azure calls queued behind Kubernetes reads. Credentials come from kopf's
+own login (service account in a Pod, the kubeconfig elsewhere), read again on a 401
+(projected service-account tokens rotate).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+import aiohttp
+import kopf
 
 from aml_identity.api import GROUP, VERSION
 
@@ -21,102 +29,145 @@ TRIGGER_ANNOTATION = "identity.aml.dev/principal-changed"
 # Set on WorkloadIdentities and MLRoleBindings when a policy or namespace label changes:
 # each new value is an update, so they are checked against the policies again at once.
 POLICY_TRIGGER_ANNOTATION = "identity.aml.dev/policy-changed"
+# Set on a resource waiting for a WorkloadIdentity or MLRole when that becomes Ready.
+DEPENDENCY_ANNOTATION = "identity.aml.dev/dependency-ready"
+MERGE_PATCH = "application/merge-patch+json"
+CONNECTIONS = 16  # enough for the operator's concurrency; bounded whatever the object count
 
 
-def load_config() -> None:
-    """In-cluster configuration when running in a Pod, the kubeconfig otherwise."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
+class KubeError(Exception):
+    """A Kubernetes API answer other than success (status, reason, message)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"Kubernetes API {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
 
 
+def login() -> kopf.ConnectionInfo:
+    """The service account in a Pod, the kubeconfig elsewhere (kopf's own readers)."""
+    settings = kopf.OperatorSettings()
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.LoginError("no service account and no kubeconfig to reach Kubernetes")
+    return info
+
+
+@dataclass
 class Cluster:
-    def __init__(self) -> None:
-        self.core = client.CoreV1Api()
-        self.custom = client.CustomObjectsApi()
-        self.api = client.ApiClient()
+    connect: Callable[[], kopf.ConnectionInfo] = login
+    _info: kopf.ConnectionInfo | None = None
+    _session: aiohttp.ClientSession | None = field(default=None, repr=False)
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._info = self.connect()
+            connector = aiohttp.TCPConnector(
+                ssl=self._info.as_ssl_context(), limit=CONNECTIONS, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                base_url=self._info.server.rstrip("/") + "/",
+                connector=connector,
+                headers=self._info.as_http_headers(),
+                timeout=aiohttp.ClientTimeout(total=30),
+                trust_env=self._info.trust_env,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        missing_ok: bool = False,
+    ) -> Any:
+        """One request; None for 404 when `missing_ok`. A 401 logs in again once."""
+        for attempt in (1, 2):
+            session = self._open()
+            headers = {"Content-Type": content_type} if body is not None else {}
+            async with session.request(
+                method, path.lstrip("/"), json=body, headers=headers
+            ) as response:
+                if response.status == 401 and attempt == 1:
+                    await session.close()  # the next attempt logs in again
+                    continue
+                if response.status == 404 and missing_ok:
+                    return None
+                if response.status >= 400:
+                    text = await response.text()
+                    try:
+                        message = str(json.loads(text).get("message", ""))
+                    except (ValueError, AttributeError):
+                        message = text[:300]
+                    raise KubeError(response.status, response.reason or "", message)
+                return await response.json(content_type=None)
+        raise AssertionError("unreachable")
 
     async def issuer(self) -> str:
         """This cluster's service-account issuer, from its OIDC discovery document."""
+        document = await self._call("GET", "/.well-known/openid-configuration")
+        return str(document["issuer"])
 
-        def read() -> str:
-            request = self.api.param_serialize(
-                method="GET",
-                resource_path="/.well-known/openid-configuration",
-                auth_settings=["BearerToken"],
-            )
-            response = self.api.call_api(*request)
-            response.read()
-            return str(json.loads(response.data)["issuer"])
-
-        return await asyncio.to_thread(read)
+    @staticmethod
+    def _custom_path(plural: str, namespace: str | None, name: str | None = None) -> str:
+        base = f"/apis/{GROUP}/{VERSION}"
+        if namespace is not None:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{plural}"
+        return f"{base}/{quote(name)}" if name is not None else base
 
     async def get_custom(
         self, plural: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:
-        def read() -> dict[str, Any] | None:
-            try:
-                if namespace is None:
-                    obj = self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
-                else:
-                    obj = self.custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, plural, name
-                    )
-            except ApiException as error:
-                if error.status == 404:
-                    return None
-                raise
-            return dict(obj)
-
-        return await asyncio.to_thread(read)
+        found = await self._call("GET", self._custom_path(plural, namespace, name), missing_ok=True)
+        return dict(found) if found is not None else None
 
     async def list_custom(self, plural: str, namespace: str) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            listed = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
-            return list(listed.get("items", []))
-
-        return await asyncio.to_thread(read)
+        listed = await self._call("GET", self._custom_path(plural, namespace))
+        return list(listed.get("items", []))
 
     async def list_cluster_custom(self, plural: str) -> list[dict[str, Any]]:
-        def read() -> list[dict[str, Any]]:
-            listed = self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
-            return list(listed.get("items", []))
-
-        return await asyncio.to_thread(read)
+        listed = await self._call("GET", self._custom_path(plural, None))
+        return list(listed.get("items", []))
 
     async def namespace_labels(self, name: str) -> dict[str, str] | None:
         """A namespace's labels; None when it does not exist."""
-
-        def read() -> dict[str, str] | None:
-            try:
-                namespace = self.core.read_namespace(name)
-            except ApiException as error:
-                if error.status == 404:
-                    return None
-                raise
-            return dict(namespace.metadata.labels or {})
-
-        return await asyncio.to_thread(read)
+        namespace = await self._call("GET", f"/api/v1/namespaces/{quote(name)}", missing_ok=True)
+        if namespace is None:
+            return None
+        return dict(namespace["metadata"].get("labels") or {})
 
     async def all_namespace_labels(self) -> dict[str, dict[str, str]]:
-        def read() -> dict[str, dict[str, str]]:
-            return {
-                ns.metadata.name: dict(ns.metadata.labels or {})
-                for ns in self.core.list_namespace().items
-            }
-
-        return await asyncio.to_thread(read)
+        listed = await self._call("GET", "/api/v1/namespaces")
+        return {
+            ns["metadata"]["name"]: dict(ns["metadata"].get("labels") or {})
+            for ns in listed.get("items", [])
+        }
 
     async def annotate_custom(
         self, plural: str, namespace: str, name: str, annotations: dict[str, str]
     ) -> None:
-        def write() -> None:
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, {"metadata": {"annotations": annotations}}
-            )
+        await self._call(
+            "PATCH",
+            self._custom_path(plural, namespace, name),
+            {"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+        )
 
-        await asyncio.to_thread(write)
+    # --- service accounts ---
+
+    @staticmethod
+    def _account_path(namespace: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/serviceaccounts"
+        return f"{base}/{quote(name)}" if name is not None else base
 
     async def bind_service_account(
         self,
@@ -130,86 +181,74 @@ class Cluster:
         owner_uid: str,
     ) -> str:
         """Annotate (and maybe create) a service account. Returns what happened."""
-
-        def write() -> str:
-            annotations = {
-                CLIENT_ID_ANNOTATION: client_id,
-                TENANT_ID_ANNOTATION: tenant_id,
-                MANAGED_BY_ANNOTATION: owner,
+        annotations = {
+            CLIENT_ID_ANNOTATION: client_id,
+            TENANT_ID_ANNOTATION: tenant_id,
+            MANAGED_BY_ANNOTATION: owner,
+        }
+        current = await self._call("GET", self._account_path(namespace, name), missing_ok=True)
+        if current is None:
+            if not create:
+                return "missing"
+            body = {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": annotations,
+                    "labels": {CREATED_BY_LABEL: owner_uid},
+                },
             }
-            try:
-                current = self.core.read_namespaced_service_account(name, namespace)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                if not create:
-                    return "missing"
-                body = client.V1ServiceAccount(
-                    metadata=client.V1ObjectMeta(
-                        name=name,
-                        namespace=namespace,
-                        annotations=annotations,
-                        labels={CREATED_BY_LABEL: owner_uid},
-                    )
-                )
-                self.core.create_namespaced_service_account(namespace, body)
-                return "created"
-            existing = current.metadata.annotations or {}
-            if all(existing.get(k) == v for k, v in annotations.items()):
-                return "unchanged"
-            self.core.patch_namespaced_service_account(
-                name, namespace, {"metadata": {"annotations": annotations}}
-            )
-            return "annotated"
-
-        return await asyncio.to_thread(write)
+            await self._call("POST", self._account_path(namespace), body)
+            return "created"
+        existing = current["metadata"].get("annotations") or {}
+        if all(existing.get(k) == v for k, v in annotations.items()):
+            return "unchanged"
+        await self._call(
+            "PATCH",
+            self._account_path(namespace, name),
+            {"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+        )
+        return "annotated"
 
     async def release_service_account(self, namespace: str, name: str, owner_uid: str) -> None:
         """Delete a service account this resource created, or remove its annotations."""
-
-        def write() -> None:
-            try:
-                current = self.core.read_namespaced_service_account(name, namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    return
-                raise
-            metadata = current.metadata
-            labels = metadata.labels or {}
-            if labels.get(CREATED_BY_LABEL) == owner_uid:
-                self.core.delete_namespaced_service_account(name, namespace)
-                return
-            annotations = metadata.annotations or {}
-            if MANAGED_BY_ANNOTATION in annotations:
-                remove = {
-                    k: None
-                    for k in (CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, MANAGED_BY_ANNOTATION)
-                }
-                self.core.patch_namespaced_service_account(
-                    name, namespace, {"metadata": {"annotations": remove}}
-                )
-
-        await asyncio.to_thread(write)
+        path = self._account_path(namespace, name)
+        current = await self._call("GET", path, missing_ok=True)
+        if current is None:
+            return
+        metadata = current["metadata"]
+        if (metadata.get("labels") or {}).get(CREATED_BY_LABEL) == owner_uid:
+            await self._call("DELETE", path, missing_ok=True)
+            return
+        if MANAGED_BY_ANNOTATION in (metadata.get("annotations") or {}):
+            remove = {
+                k: None for k in (CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, MANAGED_BY_ANNOTATION)
+            }
+            await self._call(
+                "PATCH", path, {"metadata": {"annotations": remove}}, content_type=MERGE_PATCH
+            )
 
     # --- credential Secrets ---
 
-    async def get_secret(self, namespace: str, name: str) -> StoredSecret | None:
-        def read() -> StoredSecret | None:
-            try:
-                secret = self.core.read_namespaced_secret(name, namespace)
-            except ApiException as error:
-                if error.status == 404:
-                    return None
-                raise
-            meta = secret.metadata
-            return StoredSecret(
-                data={k: base64.b64decode(v) for k, v in (secret.data or {}).items()},
-                labels=dict(meta.labels or {}),
-                annotations=dict(meta.annotations or {}),
-                resource_version=meta.resource_version,
-            )
+    @staticmethod
+    def _secret_path(namespace: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/secrets"
+        return f"{base}/{quote(name)}" if name is not None else base
 
-        return await asyncio.to_thread(read)
+    async def get_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        secret = await self._call("GET", self._secret_path(namespace, name), missing_ok=True)
+        if secret is None:
+            return None
+        meta = secret["metadata"]
+        return StoredSecret(
+            data={k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()},
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+            resource_version=meta.get("resourceVersion"),
+        )
 
     async def put_secret(
         self,
@@ -224,54 +263,47 @@ class Cluster:
         """Create the Secret, or patch it to exactly `data` if unchanged since `current`
         was read: the resourceVersion is a precondition, so a concurrent writer makes
         this fail with 409 instead of being overwritten. None annotations are removed."""
-
-        def write() -> None:
-            encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
-            if current is None:
-                body = client.V1Secret(
-                    metadata=client.V1ObjectMeta(
-                        name=name,
-                        namespace=namespace,
-                        labels=labels,
-                        annotations={k: v for k, v in annotations.items() if v is not None},
-                    ),
-                    type="Opaque",
-                    data=encoded,
-                )
-                self.core.create_namespaced_secret(namespace, body)
-                return
-            stale: dict[str, str | None] = {k: None for k in current.data if k not in data}
-            patch = {
+        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+        if current is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "Secret",
                 "metadata": {
-                    "resourceVersion": current.resource_version,
+                    "name": name,
+                    "namespace": namespace,
                     "labels": labels,
-                    "annotations": annotations,
+                    "annotations": {k: v for k, v in annotations.items() if v is not None},
                 },
-                "data": {**stale, **encoded},
+                "type": "Opaque",
+                "data": encoded,
             }
-            self.core.patch_namespaced_secret(name, namespace, patch)
-
-        await asyncio.to_thread(write)
+            await self._call("POST", self._secret_path(namespace), body)
+            return
+        stale: dict[str, str | None] = {k: None for k in current.data if k not in data}
+        patch = {
+            "metadata": {
+                "resourceVersion": current.resource_version,
+                "labels": labels,
+                "annotations": annotations,
+            },
+            "data": {**stale, **encoded},
+        }
+        await self._call(
+            "PATCH", self._secret_path(namespace, name), patch, content_type=MERGE_PATCH
+        )
 
     async def annotate_secret(
         self, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> None:
-        def write() -> None:
-            self.core.patch_namespaced_secret(
-                name, namespace, {"metadata": {"annotations": annotations}}
-            )
-
-        await asyncio.to_thread(write)
+        await self._call(
+            "PATCH",
+            self._secret_path(namespace, name),
+            {"metadata": {"annotations": annotations}},
+            content_type=MERGE_PATCH,
+        )
 
     async def delete_secret(self, namespace: str, name: str) -> None:
-        def write() -> None:
-            try:
-                self.core.delete_namespaced_secret(name, namespace)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-
-        await asyncio.to_thread(write)
+        await self._call("DELETE", self._secret_path(namespace, name), missing_ok=True)
 
 
 @dataclass(frozen=True)

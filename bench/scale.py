@@ -1,0 +1,442 @@
+"""How the operator scales: converge N identities and 2N bindings, then rest.
+
+    .venv/bin/python bench/scale.py [--n 300] [--namespaces 10] [--resync 120]
+                                    [--rest 150] [--latency-ms 50] [--no-throttling]
+
+The world is the tests' (real kube-apiserver, azlocal over HTTPS), but azlocal runs in
+its own process with ARM's token buckets enforced (`--throttling`) and 50 ms of latency,
+as a new user would try it. The cluster gets N WorkloadIdentities (managed identity,
+one service account each) spread over the namespaces, and 2N MLRoleBindings (AzureML
+Data Scientist and Reader at the workspace ws-prod, one each per identity), all created
+through the API before the operator starts. Then the operator starts and the benchmark
+watches:
+
+- converge: time from the operator's start to all Ready (watch streams, not polling),
+  against the write floor: the writes needed (2 per identity: the identity and its
+  federated credential; 1 per binding) drained from ARM's write bucket (200, then 10/s);
+- Azure requests from azlocal's counters: writes made vs needed, reads, 429 answers;
+- the operator process: peak RSS (VmHWM), most open sockets, CPU seconds, and the time
+  from start to its first status write;
+- at rest, for `--rest` seconds after all Ready (at least one resync of every object):
+  Azure reads and writes, and Kubernetes writes to the operator's objects (watch
+  events), per resource and per resync.
+
+Prints one table (markdown) and, with --json, the raw numbers. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools" / "localcluster"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from azlocal.cli import read_env_file  # noqa: E402
+from localcluster import LocalCluster  # noqa: E402
+from support.operator import OperatorProcess  # noqa: E402
+from support.world import RG_IDENTITIES, SUB, WORKSPACE  # noqa: E402
+
+API = "identity.aml.dev/v1alpha1"
+GROUP_PATH = "/apis/identity.aml.dev/v1alpha1"
+ROLES = ("AzureML Data Scientist", "Reader")
+WRITE_BUCKET, WRITE_REFILL = 200, 10.0
+READ_REFILL = 25.0
+
+
+class AzLocalProcess:
+    """`azlocal serve` in its own process, so it never shares a GIL with the benchmark."""
+
+    def __init__(self, workdir: Path, trust_ca: Path, *, throttling: bool, latency_ms: float):
+        env_file = workdir / "env"
+        command = [
+            sys.executable, "-m", "azlocal.cli", "serve", "--port", "0",
+            "--state-dir", str(workdir / "state"), "--env-file", str(env_file),
+            "--trust-ca", str(trust_ca), "--latency-ms", str(latency_ms),
+        ]  # fmt: skip
+        if throttling:
+            command.append("--throttling")
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=(workdir / "azlocal.log").open("wb")
+        )
+        deadline = time.monotonic() + 60
+        while not env_file.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.process.kill()
+                raise SystemExit("azlocal did not start")
+            time.sleep(0.05)  # waiting for a process to write its file, bounded above
+        self._env = read_env_file(env_file)
+        self.context = ssl.create_default_context(cafile=self._env["AZLOCAL_CA_BUNDLE"])
+
+    def env(self) -> dict[str, str]:
+        return dict(self._env)
+
+    def counters(self) -> list[dict[str, Any]]:
+        request = urllib.request.Request(  # noqa: S310 (loopback)
+            self._env["AZLOCAL_ARM_ENDPOINT"] + "/_azlocal/counters",
+            headers={"X-Azlocal-Admin-Key": self._env["AZLOCAL_ADMIN_KEY"]},
+        )
+        with urllib.request.urlopen(request, context=self.context, timeout=30) as response:  # noqa: S310
+            return list(json.load(response))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+@dataclass
+class Requests:
+    reads: int = 0
+    writes: int = 0
+    throttled: int = 0
+    total: int = 0
+
+    @classmethod
+    def since(cls, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> Requests:
+        counts: dict[tuple[str, int], int] = {}
+        for row in after:
+            counts[(row["operation"], row["status"])] = row["count"]
+        for row in before:
+            key = (row["operation"], row["status"])
+            counts[key] = counts.get(key, 0) - row["count"]
+        result = cls()
+        for (operation, status), n in counts.items():
+            if operation in ("token", "unrouted") or operation.startswith(("oauth", "graph/")):
+                continue
+            result.total += n
+            if status == 429:
+                result.throttled += n
+            if operation.endswith(("/read", "/list")):
+                result.reads += n
+            else:
+                result.writes += n if status < 400 else 0
+        return result
+
+
+@dataclass
+class Watcher:
+    """Ready per object and every MODIFIED event of the operator's kinds, from watches."""
+
+    cluster: LocalCluster
+    plurals: tuple[str, ...]
+    ready: dict[str, bool] = field(default_factory=dict)
+    first_status: float | None = None
+    all_ready: float | None = None
+    modified: int = 0
+    expected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        for plural in self.plurals:
+            threading.Thread(target=self._watch, args=(plural,), daemon=True).start()
+
+    def _watch(self, plural: str) -> None:
+        host, port = self.cluster.server.removeprefix("https://").split(":")
+        version = "0"
+        while not self.stop.is_set():
+            connection = http.client.HTTPSConnection(
+                host, int(port), context=self.cluster._ssl(), timeout=300
+            )
+            path = f"{GROUP_PATH}/{plural}?watch=1&resourceVersion={version}"
+            connection.request("GET", path)
+            response = connection.getresponse()
+            for line in response:
+                if self.stop.is_set():
+                    break
+                event = json.loads(line)
+                obj = event["object"]
+                version = obj["metadata"].get("resourceVersion", version)
+                if event["type"] == "ERROR":
+                    version = "0"
+                    break
+                self._seen(plural, event["type"], obj)
+            connection.close()
+
+    def _seen(self, plural: str, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = f"{plural}/{meta['namespace']}/{meta['name']}"
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        now = time.monotonic()
+        with self.lock:
+            if kind == "MODIFIED":
+                self.modified += 1
+            if conditions and self.first_status is None:
+                self.first_status = now
+            self.ready[key] = any(
+                c["type"] == "Ready"
+                and c["status"] == "True"
+                and c.get("observedGeneration") == meta.get("generation")
+                for c in conditions
+            )
+            count = sum(self.ready.values())
+            if self.all_ready is None and self.expected and count == self.expected:
+                self.all_ready = now
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(self.ready.values())
+
+
+@dataclass
+class Process:
+    pid: int
+    peak_sockets: int = 0
+
+    def _status(self, key: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def sample(self) -> None:
+        try:
+            fds = os.listdir(f"/proc/{self.pid}/fd")
+            sockets = sum(
+                os.readlink(f"/proc/{self.pid}/fd/{fd}").startswith("socket:")
+                for fd in fds
+                if os.path.exists(f"/proc/{self.pid}/fd/{fd}")
+            )
+        except OSError:
+            return
+        self.peak_sockets = max(self.peak_sockets, sockets)
+
+    def peak_rss_mib(self) -> float:
+        return self._status("VmHWM") / 1024
+
+    def rss_mib(self) -> float:
+        return self._status("VmRSS") / 1024
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def policy() -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "MLAccessPolicy",
+        "metadata": {"name": "bench-scale"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {"aml-bench": "true"}},
+            "scopes": [{"subscription": SUB}],
+            "roles": [{"builtIn": list(ROLES)}],
+            "identities": {"managedIdentities": [{"resourceGroup": RG_IDENTITIES}]},
+        },
+    }
+
+
+def objects(n: int, namespaces: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(plural, namespace, body) for N identities and 2N bindings."""
+    made: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(n):
+        namespace = f"bench-{i % namespaces}"
+        name = f"wi-{i}"
+        made.append((
+            "workloadidentities", namespace,
+            {
+                "apiVersion": API, "kind": "WorkloadIdentity",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"},
+                    "serviceAccounts": [{"name": f"sa-{i}", "create": True}],
+                },
+            },
+        ))  # fmt: skip
+        for j, role in enumerate(ROLES):
+            made.append((
+                "mlrolebindings", namespace,
+                {
+                    "apiVersion": API, "kind": "MLRoleBinding",
+                    "metadata": {"name": f"{name}-{j}", "namespace": namespace},
+                    "spec": {
+                        "role": {"builtIn": role},
+                        "subjects": [{"workloadIdentity": name}],
+                        "scope": {"resourceId": WORKSPACE},
+                    },
+                },
+            ))  # fmt: skip
+    return made
+
+
+def create_all(cluster: LocalCluster, made: list[tuple[str, str, dict[str, Any]]]) -> None:
+    def post(item: tuple[str, str, dict[str, Any]]) -> None:
+        plural, namespace, body = item
+        status, answer = cluster.request(
+            "POST", f"{GROUP_PATH}/namespaces/{namespace}/{plural}", body
+        )
+        if status not in (201, 409):
+            raise RuntimeError(f"creating {plural} {namespace}: {status} {answer[:300]!r}")
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(post, made))
+
+
+def write_floor(writes_needed: int) -> float:
+    return max(0.0, (writes_needed - WRITE_BUCKET) / WRITE_REFILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=300, help="WorkloadIdentities (2N bindings)")
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--resync", type=float, default=120.0)
+    parser.add_argument("--rest", type=float, default=None, help="seconds at rest (resync x 1.25)")
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--no-throttling", action="store_true")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="give up converging after")
+    parser.add_argument("--json", action="store_true", help="also print the raw numbers")
+    args = parser.parse_args()
+    rest = args.rest if args.rest is not None else args.resync * 1.25
+    work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    cluster = LocalCluster(work / "cluster")
+    cluster.start()
+    az: AzLocalProcess | None = None
+    operator: OperatorProcess | None = None
+    watcher = Watcher(cluster, ("workloadidentities", "mlrolebindings"))
+    try:
+        (work / "azlocal").mkdir()
+        az = AzLocalProcess(
+            work / "azlocal", cluster.ca_file,
+            throttling=not args.no_throttling, latency_ms=args.latency_ms,
+        )  # fmt: skip
+        cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+        cluster.kubectl(
+            "wait", "--for=condition=Established", "crd", "-l",
+            "app.kubernetes.io/name=aml-identity-operator",
+        )  # fmt: skip
+        for i in range(args.namespaces):
+            body = {"metadata": {"name": f"bench-{i}", "labels": {"aml-bench": "true"}}}
+            cluster.request("POST", "/api/v1/namespaces", body)
+        cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(policy()))
+        made = objects(args.n, args.namespaces)
+        applied = time.monotonic()
+        create_all(cluster, made)
+        applied = time.monotonic() - applied
+        writes_needed = 2 * args.n + 2 * args.n
+        watcher.expected = len(made)
+        watcher.start()
+        (work / "operator").mkdir()
+        operator = OperatorProcess(cluster, az, work / "operator", resync=args.resync)  # type: ignore[arg-type]
+        operator.env["AML_IDENTITY_RESYNC_JITTER"] = "0.1"
+        before = az.counters()
+        started = time.monotonic()
+        operator.start()
+        assert operator.process is not None
+        process = Process(operator.process.pid)
+        deadline = started + args.timeout
+        while watcher.all_ready is None and time.monotonic() < deadline:
+            process.sample()
+            if operator.process.poll() is not None:
+                raise SystemExit(f"the operator exited: see {operator.log_path}")
+            time.sleep(1)  # sampling the process, not synchronising
+        converged = Requests.since(before, az.counters())
+        cpu = process.cpu_seconds()
+        ready_at = watcher.all_ready
+        converge = (ready_at - started) if ready_at is not None else None
+        first = (watcher.first_status - started) if watcher.first_status else None
+        rest_report: dict[str, Any] = {}
+        if ready_at is not None and rest > 0:
+            at_rest = az.counters()
+            modified = watcher.modified
+            until = time.monotonic() + rest
+            while time.monotonic() < until:
+                process.sample()
+                time.sleep(1)  # sampling the process, not synchronising
+            rested = Requests.since(at_rest, az.counters())
+            resyncs = rest / args.resync
+            per = len(made) * resyncs
+            rest_report = {
+                "seconds": rest,
+                "azure_reads": rested.reads,
+                "azure_writes": rested.writes,
+                "azure_429": rested.throttled,
+                "kubernetes_writes": watcher.modified - modified,
+                "reads_per_resource_per_resync": round(rested.reads / per, 3),
+                "read_refill_share": round(rested.reads / rest / READ_REFILL, 3),
+                "ready_at_end": watcher.count(),
+            }
+        floor = write_floor(writes_needed)
+        report = {
+            "n": args.n,
+            "bindings": 2 * args.n,
+            "namespaces": args.namespaces,
+            "resync": args.resync,
+            "objects_created_in": round(applied, 1),
+            "all_ready_seconds": round(converge, 1) if converge is not None else None,
+            "ready": watcher.count() if ready_at is None else len(made),
+            "write_floor_seconds": floor,
+            "ratio": round(converge / floor, 3) if converge is not None and floor else None,
+            "writes_made": converged.writes,
+            "writes_needed": writes_needed,
+            "requests": converged.total,
+            "answered_429": converged.throttled,
+            "share_429": round(converged.throttled / max(1, converged.total), 4),
+            "reads": converged.reads,
+            "reads_per_object": round(converged.reads / len(made), 2),
+            "peak_rss_mib": round(process.peak_rss_mib(), 1),
+            "rss_mib_at_end": round(process.rss_mib(), 1),
+            "peak_sockets": process.peak_sockets,
+            "cpu_seconds_converge": round(cpu, 1),
+            "start_to_first_status": round(first, 2) if first is not None else None,
+            "rest": rest_report,
+        }
+        print(table(report))
+        if args.json:
+            print(json.dumps(report, indent=1))
+        return 0 if ready_at is not None else 1
+    finally:
+        watcher.stop.set()
+        if operator is not None:
+            operator.stop()
+        if az is not None:
+            az.stop()
+        cluster.stop()
+
+
+def table(r: dict[str, Any]) -> str:
+    rest = r["rest"]
+    rows = [
+        ("identities / bindings / namespaces", f"{r['n']} / {r['bindings']} / {r['namespaces']}"),
+        ("all Ready (from operator start)", f"{r['all_ready_seconds']} s" if r["all_ready_seconds"]
+         else f"never ({r['ready']} Ready)"),
+        ("write floor, ratio", f"{r['write_floor_seconds']:.0f} s, {r['ratio']}x"),
+        ("Azure writes made / needed", f"{r['writes_made']} / {r['writes_needed']}"),
+        ("Azure requests, answered 429", f"{r['requests']}, {r['answered_429']} "
+         f"({100 * r['share_429']:.2f}%)"),
+        ("Azure reads (per object)", f"{r['reads']} ({r['reads_per_object']})"),
+        ("operator peak RSS", f"{r['peak_rss_mib']} MiB"),
+        ("most open sockets", str(r["peak_sockets"])),
+        ("operator CPU to all Ready", f"{r['cpu_seconds_converge']} s"),
+        ("start to first status", f"{r['start_to_first_status']} s"),
+    ]  # fmt: skip
+    if rest:
+        rows += [
+            (f"at rest ({rest['seconds']:.0f} s, resync {r['resync']:.0f} s): Azure reads",
+             f"{rest['azure_reads']} ({rest['reads_per_resource_per_resync']} per resource "
+             f"per resync, {100 * rest['read_refill_share']:.1f}% of the read refill)"),
+            ("at rest: Azure writes, Kubernetes writes",
+             f"{rest['azure_writes']}, {rest['kubernetes_writes']}"),
+            ("at rest: Ready at the end", str(rest["ready_at_end"])),
+        ]  # fmt: skip
+    lines = ["| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

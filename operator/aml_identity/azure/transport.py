@@ -1,0 +1,82 @@
+"""One HTTP transport for every Azure SDK client of the process, and ARM pacing.
+
+azure-core's aiohttp transport, when given a CA bundle path, builds a new TLS context for
+every request, so no connection is ever reused (thousands of sockets, a TLS handshake per
+call); and with its default `use_env_settings` it reads netrc and proxy variables in the
+event loop's thread pool on every request. Here one aiohttp session, with one TLS context
+and a bounded pool, serves every client, and nothing runs in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+import aiohttp
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import AsyncHTTPPolicy
+from azure.core.pipeline.transport import AioHttpTransport
+
+from aml_identity.azure.pacing import Pacer, kind_of
+from aml_identity.metrics import AZURE_PACED_SECONDS
+from aml_identity.settings import Settings
+
+CONNECTIONS = 32  # across all hosts; each host's pool is reused, whatever the object count
+_SUBSCRIPTION = re.compile(r"/subscriptions/([^/?]+)", re.I)
+
+
+def shared_transport(settings: Settings) -> AioHttpTransport:
+    """A transport for every SDK client (pass it as `transport=`); close with
+    `close_transport`. Call inside the running event loop."""
+    context = ssl.create_default_context(cafile=settings.ca_bundle)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context, limit=CONNECTIONS, ttl_dns_cache=300),
+        trust_env=False,
+        # As azure-core's own session: it decompresses itself and keeps no cookies.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+    )
+    return AioHttpTransport(session=session, session_owner=False, use_env_settings=False)
+
+
+async def close_transport(transport: AioHttpTransport) -> None:
+    if transport.session is not None:
+        await transport.session.close()
+
+
+class ArmPacing(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Waits for a token of the Pacer before each attempt, and feeds ARM's answer back."""
+
+    def __init__(self, pacer: Pacer) -> None:
+        self.pacer = pacer
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        http = request.http_request
+        found = _SUBSCRIPTION.search(http.url)
+        subscription = found.group(1) if found else "tenant"
+        kind = kind_of(http.method)
+        wait = self.pacer.reserve(subscription, kind)
+        if wait > 0:
+            AZURE_PACED_SECONDS.labels(kind).inc(wait)
+            await asyncio.sleep(wait)
+        self.pacer.sent(subscription, kind)
+        remaining: int | None = None
+        retry_after: float | None = None
+        try:
+            response = await self.next.send(request)
+            headers = response.http_response.headers
+            value = headers.get(f"x-ms-ratelimit-remaining-subscription-{kind}")
+            remaining = int(value) if value and value.isdigit() else None
+            if response.http_response.status_code == 429:
+                retry_after = _seconds(headers.get("Retry-After"))
+        finally:
+            self.pacer.answered(subscription, kind, remaining=remaining, retry_after=retry_after)
+        return response
+
+
+def _seconds(value: str | None) -> float:
+    try:
+        return max(1.0, float(value)) if value else 1.0
+    except ValueError:
+        return 1.0

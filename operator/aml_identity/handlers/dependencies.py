@@ -1,0 +1,57 @@
+"""Wake the resources that wait for a WorkloadIdentity or an MLRole when it becomes Ready.
+
+The watch event that shows a dependency Ready comes after its status was stored, so the
+woken binding reads it Ready. Waking is an annotation on the dependent (a new value each
+time, so kopf sees an update and reconciles it at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aml_identity.api import GROUP, VERSION
+from aml_identity.api.common import Condition
+from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
+from aml_identity.reconcile.conditions import is_ready
+
+DEPENDENCIES = ("workloadidentities", "mlroles")
+
+
+def ready(body: kopf.Body) -> bool:
+    status = body.get("status") or {}
+    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+    return is_ready(conditions, body["metadata"].get("generation"))
+
+
+def _waker(plural: str) -> Any:
+    async def wake(
+        type: str | None, name: str, namespace: str | None, body: kopf.Body, memo: Any, **_: Any
+    ) -> None:
+        if type == "DELETED" or not ready(body):
+            return
+        deps = memo.shared.deps
+        revision = f"{plural}/{name}@{body['metadata'].get('resourceVersion', '')}"
+        for dependent, dependent_namespace, dependent_name in deps.waiters.ready(
+            (plural, namespace or None, name)
+        ):
+            try:
+                await deps.cluster.annotate_custom(
+                    dependent,
+                    str(dependent_namespace),
+                    dependent_name,
+                    {DEPENDENCY_ANNOTATION: revision},
+                )
+            except KubeError as error:
+                if error.status != 404:  # a dependent deleted meanwhile waits for nothing
+                    raise
+
+    return wake
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    for plural in DEPENDENCIES:
+        kopf.on.event(GROUP, VERSION, plural, registry=registry, id="wake-dependents")(
+            _waker(plural)
+        )
