@@ -352,7 +352,7 @@ def test_tightening_a_policy_revokes_role_assignments(
     )
     # The change reached the binding as a re-check, not only through the resync.
     annotations = get(cluster, "mlrb", "owner", namespace)["metadata"]["annotations"]  # type: ignore[index]
-    assert annotations["identity.aml.dev/policy-changed"].startswith(f"{name}@")
+    assert annotations["reconcile.identity.aml.dev/policy-changed"].startswith(f"{name}@")
     assert wait_ready(cluster, "mlrb", "reader", namespace)
 
     # The namespace tries to shelter the Reader grant before the next tightening: a
@@ -631,7 +631,9 @@ def test_an_mlrole_made_privileged_revokes_its_bindings(
         denied = reason_is(cluster, "mlrb", "custom", namespace, "PolicyDenied")
         assert "it is privileged" in denied["message"]
         annotations = (get(cluster, "mlrb", "custom", namespace) or {})["metadata"]["annotations"]
-        assert annotations["identity.aml.dev/policy-changed"].startswith(f"mlrole/{role}@")
+        assert annotations["reconcile.identity.aml.dev/policy-changed"].startswith(
+            f"mlrole/{role}@"
+        )
         wait_until(
             lambda: guid not in assignments_at(azlocal, WORKSPACE, legacy),
             timeout=30,

@@ -7,6 +7,7 @@ time, so kopf sees an update and reconciles it at once).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -17,6 +18,7 @@ from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
 from aml_identity.reconcile.conditions import is_ready
 
 DEPENDENCIES = ("workloadidentities", "mlroles")
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 def ready(body: kopf.Body) -> bool:
@@ -27,15 +29,22 @@ def ready(body: kopf.Body) -> bool:
 
 def _waker(plural: str) -> Any:
     async def wake(
-        type: str | None, name: str, namespace: str | None, body: kopf.Body, memo: Any, **_: Any
+        type: str | None,
+        name: str,
+        namespace: str | None,
+        body: kopf.Body,
+        memo: Any,
+        logger: Logger,
+        **_: Any,
     ) -> None:
         if type == "DELETED" or not ready(body):
             return
         deps = memo.shared.deps
         revision = f"{plural}/{name}@{body['metadata'].get('resourceVersion', '')}"
-        for dependent, dependent_namespace, dependent_name in deps.waiters.ready(
-            (plural, namespace or None, name)
-        ):
+        woken = deps.waiters.ready((plural, namespace or None, name))
+        if woken:
+            logger.info("Ready: waking %s", ", ".join(f"{ns}/{n}" for _, ns, n in woken))
+        for dependent, dependent_namespace, dependent_name in woken:
             try:
                 await deps.cluster.annotate_custom(
                     dependent,

@@ -25,12 +25,17 @@ CLIENT_ID_ANNOTATION = "azure.workload.identity/client-id"
 TENANT_ID_ANNOTATION = "azure.workload.identity/tenant-id"
 CREATED_BY_LABEL = "identity.aml.dev/created-by"
 MANAGED_BY_ANNOTATION = "identity.aml.dev/workload-identity"
-TRIGGER_ANNOTATION = "identity.aml.dev/principal-changed"
-# Set on WorkloadIdentities and MLRoleBindings when a policy or namespace label changes:
-# each new value is an update, so they are checked against the policies again at once.
-POLICY_TRIGGER_ANNOTATION = "identity.aml.dev/policy-changed"
+# Annotations that make a resource reconcile at once: each new value is an update. Not
+# under identity.aml.dev/: kopf keeps its own state there and leaves every annotation
+# under that prefix out of what it compares, so a change there would wake nothing.
+TRIGGER_PREFIX = "reconcile.identity.aml.dev"
+# Set on the bindings of a WorkloadIdentity whose principal changed (recreated).
+TRIGGER_ANNOTATION = f"{TRIGGER_PREFIX}/principal-changed"
+# Set on WorkloadIdentities and MLRoleBindings when a policy or namespace label changes,
+# so they are checked against the policies again.
+POLICY_TRIGGER_ANNOTATION = f"{TRIGGER_PREFIX}/policy-changed"
 # Set on a resource waiting for a WorkloadIdentity or MLRole when that becomes Ready.
-DEPENDENCY_ANNOTATION = "identity.aml.dev/dependency-ready"
+DEPENDENCY_ANNOTATION = f"{TRIGGER_PREFIX}/dependency-ready"
 MERGE_PATCH = "application/merge-patch+json"
 CONNECTIONS = 16  # enough for the operator's concurrency; bounded whatever the object count
 
