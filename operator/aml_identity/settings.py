@@ -76,6 +76,29 @@ class Settings(BaseSettings):
         pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$",
         description="Names this cluster in the tags of Azure objects it creates.",
     )
+    shard: str = Field(
+        default="",
+        pattern=r"^([a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?)?$",
+        description=(
+            "Name of this shard when several operator Deployments share the cluster, each "
+            "with its own namespaces and Azure principal (ARM's limits are per principal). "
+            "Empty: the only one. Each shard keeps its own finalizer."
+        ),
+    )
+    shard_namespace_selector: str = Field(
+        default="",
+        description=(
+            "Label selector (kubectl syntax, e.g. 'aml-identity/shard=b' or "
+            "'!aml-identity/shard') of the namespaces whose resources this shard "
+            "reconciles. Empty: every namespace it watches. Shards must not overlap."
+        ),
+    )
+    shard_cluster_resources: bool = Field(
+        default=True,
+        description=(
+            "Whether this shard reconciles the cluster-scoped MLRoles (exactly one should)."
+        ),
+    )
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus metrics port.")
     liveness_endpoint: str = Field(
         default="http://0.0.0.0:8081/healthz", description="kopf's liveness probe endpoint."

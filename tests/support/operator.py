@@ -15,6 +15,10 @@ from typing import IO, Any
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
 
+# Namespaces with this label belong to a test's own operator (a shard), not the session's.
+SOLO_LABEL = "aml-tests/solo"
+SESSION_SHARD = f"!{SOLO_LABEL}"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -32,9 +36,13 @@ class OperatorProcess:
         resync: float = 600,
         kubeconfig: Path | None = None,
         webhook: bool = False,
+        shard: str = "",
+        shard_selector: str = SESSION_SHARD,
     ) -> None:
         """With `webhook`, the process also serves the admission webhook and keeps a
-        ValidatingWebhookConfiguration (one per process) pointing at itself."""
+        ValidatingWebhookConfiguration (one per process) pointing at itself. With
+        `shard`, it owns only the namespaces `shard_selector` selects and no MLRoles
+        (the session's operator owns every namespace but the solo ones)."""
         self.workdir = workdir
         self.log_path = workdir / "operator.log"
         self.metrics_port = free_port()
@@ -61,6 +69,9 @@ class OperatorProcess:
             "AML_IDENTITY_LIVENESS_ENDPOINT": self.liveness_url,
             # azlocal's vaults are https://127.0.0.1:<port>/: that is this cloud's vault host.
             "AML_IDENTITY_KEY_VAULT_HOSTS": json.dumps(["127.0.0.1:*"]),
+            "AML_IDENTITY_SHARD": shard,
+            "AML_IDENTITY_SHARD_NAMESPACE_SELECTOR": shard_selector,
+            "AML_IDENTITY_SHARD_CLUSTER_RESOURCES": "false" if shard else "true",
         }
         self.cluster = cluster
         # kopf names each webhook <handler id>.<this>: Kubernetes wants three dotted parts.

@@ -12,6 +12,7 @@ from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
 from aml_identity.handlers import dependencies, guardrails
 from aml_identity.handlers.shell import Workflow, run, run_delete
+from aml_identity.reconcile.shards import owns, parse_selector
 from aml_identity.settings import Settings
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -60,6 +61,30 @@ def _login(*, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
     return info or kopf.login_with_kubeconfig(logger=logger, **kwargs)
 
 
+def ownership(settings: Settings) -> Any:
+    """kopf's `when` filter for this shard: the resources it reconciles, or None for
+    all. Namespace labels come from the namespace index kopf keeps for the policies."""
+    selector = (
+        parse_selector(settings.shard_namespace_selector)
+        if settings.shard_namespace_selector
+        else None
+    )
+    if selector is None and settings.shard_cluster_resources:
+        return None
+
+    def owned(namespace: str | None, **kwargs: Any) -> bool:
+        index = kwargs.get(guardrails.NAMESPACE_INDEX) or {}
+        labels = next(iter(index.get(namespace, ())), None) if namespace else None
+        return owns(
+            selector,
+            cluster_resources=settings.shard_cluster_resources,
+            namespace=namespace or None,
+            namespace_labels=labels,
+        )
+
+    return owned
+
+
 def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     # A custom registry has none of kopf's default login handlers: in a Pod the service
@@ -72,6 +97,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
         spread = settings.resync_seconds * settings.resync_jitter
         return settings.resync_seconds + random.uniform(0, spread)  # noqa: S311
 
+    when = ownership(settings)
     for plural, (kind, reconcile, delete) in KINDS.items():
         resource = (GROUP, VERSION, plural)
 
@@ -84,7 +110,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             ("update", kopf.on.update),
             ("resume", kopf.on.resume),
         ):
-            decorate(*resource, registry=registry, id=f"reconcile-{cause}", backoff=5)(on_change)
+            decorate(*resource, registry=registry, id=f"reconcile-{cause}", backoff=5, when=when)(
+                on_change
+            )
         kopf.timer(
             *resource,
             registry=registry,
@@ -93,8 +121,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             initial_delay=first_resync,
             # Not while kopf is still handling a change: that path already reconciles.
             idle=settings.resync_seconds / 10,
+            when=when,
         )(_change_handler(kind, reconcile, settings, resync=True))
-        kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5)(on_delete)
+        kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5, when=when)(on_delete)
     dependencies.register(registry)
     # kopf refuses to start with admission handlers but no server: only with a webhook.
     checked = {plural: kind for plural, (kind, _, _) in KINDS.items()}
@@ -102,9 +131,15 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     return registry
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def finalizer(shard: str) -> str:
+    """Each shard its own: kopf removes its finalizer from resources none of its
+    handlers want, which must not release another shard's."""
+    return f"{FINALIZER}-{shard}" if shard else FINALIZER
+
+
+def configure(settings: kopf.OperatorSettings, shard: str = "") -> None:
     """kopf's own behaviour: our finalizer and annotation names, quiet events."""
-    settings.persistence.finalizer = FINALIZER
+    settings.persistence.finalizer = finalizer(shard)
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
