@@ -68,6 +68,15 @@ class Settings(BaseSettings):
     resync_jitter: float = Field(
         default=0.1, ge=0, le=1, description="Random spread of resyncs, as a fraction."
     )
+    concurrent_reconciles: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Resources of one kind reconciled at the same time (kopf's workers). ARM's "
+            "write bucket, not this, is what limits throughput; this bounds memory and "
+            "connections to the API server."
+        ),
+    )
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty means all."
     )

@@ -22,7 +22,8 @@ from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
-from aml_identity.azure.errors import call, maybe
+from aml_identity.azure.errors import AzureFailure, call, maybe
+from aml_identity.azure.observe import Listings
 from aml_identity.azure.pacing import Pacer
 from aml_identity.azure.transport import ArmPacing
 from aml_identity.metrics import AZURE_REQUESTS
@@ -59,6 +60,20 @@ class Gateway:
     _auth: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
     _role_names: dict[tuple[str, str], RoleDefinition] = field(default_factory=dict)
     _identity_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Batched observation (azure/observe.py): identities by resource group, role
+    # assignments by scope, and concurrent role-name lookups coalesced.
+    _identities: Listings[tuple[str, str], Identity] = field(init=False)
+    _assignments: Listings[str, RoleAssignment] = field(init=False)
+    _role_lookups: Listings[tuple[str, str], RoleDefinition] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A listing serves for a quarter of the resync period: resyncs of resources
+        # created together fall into one window, and drift is still seen within
+        # 1.25 periods.
+        max_age = self.settings.resync_seconds / 4
+        self._identities = Listings(max_age=max_age)
+        self._assignments = Listings(max_age=max_age)
+        self._role_lookups = Listings(max_age=0)  # coalesced only, never kept
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -97,42 +112,56 @@ class Gateway:
     # --- user-assigned identities ---
 
     async def get_identity(self, sub: str, group: str, name: str) -> Identity | None:
-        return await maybe(
+        """From the resource group's listing; an identity missing there is read on its
+        own, since it may be newer than the listing (a create must never rest on a
+        stale "missing": it would overwrite an identity somebody else just made)."""
+        key = (sub.lower(), group.lower())
+        listed = await self._identities.get(key, lambda: self._list_identities(sub, group))
+        found = listed.get(name.lower())
+        if found is not None:
+            return found
+        found = await maybe(
             lambda: self._identity(self.msi(sub).user_assigned_identities.get(group, name))
         )
+        if found is not None:
+            self._identities.put(key, name, found)
+        return found
+
+    async def _list_identities(self, sub: str, group: str) -> dict[str, Identity]:
+        async def run() -> dict[str, Identity]:
+            pages = self.msi(sub).user_assigned_identities.list_by_resource_group(group)
+            return {m.name.lower(): _identity_of(m) async for m in pages}
+
+        return await call(run)
 
     async def create_identity(
         self, sub: str, group: str, name: str, location: str, tags: dict[str, str]
     ) -> Identity:
         body = {"location": location, "tags": tags}
-        return await call(
+        made = await call(
             lambda: self._identity(
                 self.msi(sub).user_assigned_identities.create_or_update(group, name, body)
             )
         )
+        self._identities.put((sub.lower(), group.lower()), name, made)
+        return made
 
     async def update_tags(self, sub: str, group: str, name: str, tags: dict[str, str]) -> Identity:
-        return await call(
+        updated = await call(
             lambda: self._identity(
                 self.msi(sub).user_assigned_identities.update(group, name, {"tags": tags})
             )
         )
+        self._identities.put((sub.lower(), group.lower()), name, updated)
+        return updated
 
     async def delete_identity(self, sub: str, group: str, name: str) -> None:
+        self._identities.drop((sub.lower(), group.lower()), name)
         await call(lambda: self.msi(sub).user_assigned_identities.delete(group, name))
 
     @staticmethod
     async def _identity(pending: Awaitable[Any]) -> Identity:
-        model = await pending
-        return Identity(
-            id=model.id,
-            name=model.name,
-            location=model.location,
-            tags=dict(model.tags or {}),
-            client_id=model.client_id,
-            principal_id=model.principal_id,
-            tenant_id=model.tenant_id,
-        )
+        return _identity_of(await pending)
 
     async def list_federated_credentials(
         self, sub: str, group: str, identity: str
@@ -144,7 +173,12 @@ class Gateway:
                 async for f in pages
             ]
 
-        return await call(run)
+        try:
+            return await call(run)
+        except AzureFailure as failure:
+            if failure.status == 404:  # the identity is gone: the listing is out of date
+                self._identities.drop((sub.lower(), group.lower()), identity)
+            raise
 
     async def put_federated_credential(
         self, sub: str, group: str, identity: str, credential: FederatedCredential
@@ -186,16 +220,18 @@ class Gateway:
         sub = _subscription(scope, self.settings.subscription_id)
         escaped = role_name.replace("'", "''")
 
-        async def run() -> list[RoleDefinition]:
+        async def run() -> dict[str, RoleDefinition]:
             pages = self.auth(sub).role_definitions.list(scope, filter=f"roleName eq '{escaped}'")
-            return [_definition(d) async for d in pages]
+            return {d.name.lower(): _definition(d) async for d in pages}
 
-        found = await call(run)
+        # Bindings created together all ask at once: one read answers them all.
+        found = await self._role_lookups.get(key, lambda: call(run))
         if not found:
             return None
-        if found[0].role_type == "BuiltInRole":
-            self._role_names[key] = found[0]
-        return found[0]
+        first = next(iter(found.values()))  # the listing's order
+        if first.role_type == "BuiltInRole":
+            self._role_names[key] = first
+        return first
 
     async def get_role_definition(self, scope: str, guid: str) -> RoleDefinition | None:
         sub = _subscription(scope, self.settings.subscription_id)
@@ -224,16 +260,20 @@ class Gateway:
     # --- role assignments ---
 
     async def assignments_for(self, scope: str, principal_id: str) -> list[RoleAssignment]:
-        """Assignments of one principal exactly at `scope`."""
+        """Assignments of one principal exactly at `scope`, from the scope's listing
+        (shared by every binding at that scope)."""
+        listed = await self._assignments.get(scope.lower(), lambda: self._list_at(scope))
+        return [a for a in listed.values() if a.principal_id.lower() == principal_id.lower()]
+
+    async def _list_at(self, scope: str) -> dict[str, RoleAssignment]:
         sub = _subscription(scope, self.settings.subscription_id)
 
-        async def run() -> list[RoleAssignment]:
-            pages = self.auth(sub).role_assignments.list_for_scope(
-                scope, filter=f"principalId eq '{principal_id}'"
-            )
-            return [_assignment(a) async for a in pages]
+        async def run() -> dict[str, RoleAssignment]:
+            pages = self.auth(sub).role_assignments.list_for_scope(scope, filter="atScope()")
+            found = [_assignment(a) async for a in pages]
+            return {a.name.lower(): a for a in found if a.scope.lower() == scope.lower()}
 
-        return [a for a in await call(run) if a.scope.lower() == scope.lower()]
+        return await call(run)
 
     async def get_assignment(self, scope: str, name: str) -> RoleAssignment | None:
         sub = _subscription(scope, self.settings.subscription_id)
@@ -270,16 +310,31 @@ class Gateway:
         async def run() -> RoleAssignment:
             return _assignment(await self.auth(sub).role_assignments.create(scope, name, body))
 
-        return await call(run)
+        made = await call(run)
+        self._assignments.put(scope.lower(), name, made)
+        return made
 
     async def delete_assignment(self, scope: str, name: str) -> None:
         sub = _subscription(scope, self.settings.subscription_id)
+        self._assignments.drop(scope.lower(), name)
         await call(lambda: self.auth(sub).role_assignments.delete(scope, name))
 
 
 def _subscription(scope: str, default: str) -> str:
     parts = [p for p in scope.split("/") if p]
     return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else default
+
+
+def _identity_of(model: Any) -> Identity:
+    return Identity(
+        id=model.id,
+        name=model.name,
+        location=model.location,
+        tags=dict(model.tags or {}),
+        client_id=model.client_id,
+        principal_id=model.principal_id,
+        tenant_id=model.tenant_id,
+    )
 
 
 def _definition(model: Any) -> RoleDefinition:

@@ -137,9 +137,11 @@ def finalizer(shard: str) -> str:
     return f"{FINALIZER}-{shard}" if shard else FINALIZER
 
 
-def configure(settings: kopf.OperatorSettings, shard: str = "") -> None:
-    """kopf's own behaviour: our finalizer and annotation names, quiet events."""
-    settings.persistence.finalizer = finalizer(shard)
+def configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
+    """kopf's own behaviour: our finalizer and annotation names, quiet events, bounded
+    concurrency (kopf opens a connection per concurrent request, without limit)."""
+    settings.persistence.finalizer = finalizer(ours.shard)
+    settings.queueing.worker_limit = ours.concurrent_reconciles
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"

@@ -31,7 +31,7 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf_settings = kopf.OperatorSettings()
-    configure(kopf_settings, settings.shard)
+    configure(kopf_settings, settings)
     # With peering, replicas elect the one with the highest priority; equal priorities
     # would pause them all, so each process draws its own unless told.
     priority = settings.priority if settings.priority is not None else random.randint(1, 1_000_000)  # noqa: S311
