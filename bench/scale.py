@@ -17,8 +17,8 @@ watches:
 - Azure requests from azlocal's counters: writes made vs needed, reads, 429 answers;
 - the operator process: peak RSS (VmHWM), most open sockets, CPU seconds, and the time
   from start to its first status write;
-- at rest, for `--rest` seconds after all Ready (at least one resync of every object):
-  Azure reads and writes, and Kubernetes writes to the operator's objects (watch
+- at rest, for `--rest` seconds after all Ready (one resync period by default, which
+  holds exactly one resync of every object): Azure reads and writes, and Kubernetes writes to the operator's objects (watch
   events), per resource and per resync.
 
 Prints one table (markdown) and, with --json, the raw numbers. Loopback only.
@@ -295,13 +295,16 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=300, help="WorkloadIdentities (2N bindings)")
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--resync", type=float, default=120.0)
-    parser.add_argument("--rest", type=float, default=None, help="seconds at rest (resync x 1.25)")
+    parser.add_argument(
+        "--rest", type=float, default=None, help="seconds at rest (default: one resync period)"
+    )
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--no-throttling", action="store_true")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up converging after")
     parser.add_argument("--json", action="store_true", help="also print the raw numbers")
     args = parser.parse_args()
-    rest = args.rest if args.rest is not None else args.resync * 1.25
+    # Any window of one resync period holds exactly one resync of every object.
+    rest = args.rest if args.rest is not None else args.resync
     work = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     cluster = LocalCluster(work / "cluster")
     cluster.start()

@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     resync_seconds: float = Field(
         default=600.0, gt=0, description="How often each resource is compared with Azure."
     )
+    federation_resync_every: int = Field(
+        default=2,
+        ge=1,
+        description=(
+            "Compare a managed identity's federated credentials on every Nth resync: ARM "
+            "lists them one identity at a time, so they cost a read per identity, while "
+            "identities and role assignments are read in batches. Creates, spec changes "
+            "and restarts always compare them. 1: on every resync."
+        ),
+    )
     resync_jitter: float = Field(
         default=0.1, ge=0, le=1, description="Random spread of resyncs, as a fraction."
     )

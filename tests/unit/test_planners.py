@@ -153,6 +153,23 @@ def test_plan_corrects_drift_and_removes_stale_credentials() -> None:
     assert plan.delete_credentials == ("old",)
 
 
+def test_credentials_not_read_plan_no_credential_change_but_still_the_identity() -> None:
+    desired = desired_identity(
+        spec(serviceAccounts=[{"name": "trainer"}]), OWNER, default_subscription="s", issuer=ISSUER
+    )
+    skipped = plan_identity(
+        desired, observed_identity({**desired.tags, "extra": "1"}), None, owner_uid="uid-1",
+        adopt=False,
+    )  # fmt: skip
+    assert skipped.tags == desired.tags
+    assert skipped.put_credentials == ()
+    assert skipped.delete_credentials == ()
+    # A missing identity is created with its credentials whether or not they were read.
+    created = plan_identity(desired, None, None, owner_uid="uid-1", adopt=False)
+    assert created.create
+    assert [c.name for c in created.put_credentials] == ["k8s-trainer"]
+
+
 def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
     desired = desired_identity(spec(), OWNER, default_subscription="s", issuer=ISSUER)
     theirs = observed_identity({"owner": "someone"})

@@ -64,6 +64,9 @@ class Deps:
     # The MLAccessPolicies and namespace labels; the handlers put a fresh view here for
     # every reconcile and admission request (kopf indexes), the plan command reads them.
     policies: PolicyBook = field(default_factory=PolicyBook)
+    # False on the resyncs that skip what ARM can only read one object at a time (a
+    # managed identity's federated credentials); see Settings.federation_resync_every.
+    observe_federation: bool = True
     # Shared by every copy of the Deps: who waits for which dependency to become Ready.
     waiters: Waiters = field(default_factory=Waiters)
 

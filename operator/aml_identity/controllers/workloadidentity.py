@@ -15,6 +15,7 @@ from aml_identity.controllers.guard import removed_credential, revoked, with_ver
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION
 from aml_identity.metrics import DRIFT_CORRECTIONS
+from aml_identity.reconcile.conditions import is_ready
 from aml_identity.reconcile.identity import (
     DesiredIdentity,
     Owner,
@@ -157,7 +158,13 @@ async def _reconcile(
     sub, group, name = desired.subscription, desired.resource_group, desired.name
     try:
         observed = await gateway.get_identity(sub, group, name)
-        credentials = await gateway.list_federated_credentials(sub, group, name) if observed else []
+        credentials: list[FederatedCredential] | None = []
+        if observed is not None and (
+            deps.observe_federation or not _settled(resource, body, desired)
+        ):
+            credentials = await gateway.list_federated_credentials(sub, group, name)
+        elif observed is not None:
+            credentials = None  # this resync compares the identity only
     except AzureFailure as failure:
         return Outcome.from_failure(failure, f"reading managed identity {name}")
     known_principal = resource.status.principal_id if resource.status else None
@@ -265,6 +272,18 @@ async def _remove_credentials(
             if which(credential):
                 await gateway.delete_federated_credential(sub, group, name, credential.name)
                 removed(credential)
+
+
+def _settled(resource: WorkloadIdentity, body: dict[str, Any], desired: DesiredIdentity) -> bool:
+    """Ready for this generation with exactly the desired federated credentials made:
+    a resync may then skip reading them."""
+    status = resource.status
+    return (
+        status is not None
+        and is_ready(status.conditions, body["metadata"].get("generation"))
+        and sorted(status.federated_credentials)
+        == sorted(c.name for c in desired.federated_credentials)
+    )
 
 
 def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:

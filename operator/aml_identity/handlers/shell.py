@@ -33,6 +33,7 @@ class Memo:
         # When each object was last compared with Azure, so a resync right after a
         # change handler (or a wake-up) does not read Azure a second time.
         self.synced: dict[str, float] = {}
+        self.resyncs: dict[str, int] = {}
 
     def lock(self, uid: str) -> asyncio.Lock:
         # Change handlers and the resync timer of one object never overlap.
@@ -61,10 +62,15 @@ async def run(
     compared with Azure less than half a resync period ago."""
     shared: Memo = memo.shared
     uid = body["metadata"]["uid"]
-    deps = replace(shared.deps, policies=policies)
-    period = deps.settings.resync_seconds
+    settings = shared.deps.settings
+    period = settings.resync_seconds
     if resync and time.monotonic() - shared.synced.get(uid, -period) < period / 2:
         return
+    full = True
+    if resync:
+        shared.resyncs[uid] = shared.resyncs.get(uid, 0) + 1
+        full = shared.resyncs[uid] % settings.federation_resync_every == 0
+    deps = replace(shared.deps, policies=policies, observe_federation=full)
     async with shared.lock(uid):
         wait = shared.not_before.get(uid, 0.0) - time.monotonic()
         if wait > 0:
@@ -144,7 +150,7 @@ async def run_delete(
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
     meta = body["metadata"]
     forget(kind, meta.get("namespace") or "", meta["name"])
-    for per_object in (shared.locks, shared.not_before, shared.synced):
+    for per_object in (shared.locks, shared.not_before, shared.synced, shared.resyncs):
         per_object.pop(uid, None)
     shared.deps.waiters.forget((plural, meta.get("namespace"), meta["name"]))
     logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)

@@ -146,7 +146,7 @@ def created_by(observed: Identity, owner_uid: str, known_principal: str | None) 
 def plan_identity(
     desired: DesiredIdentity,
     observed: Identity | None,
-    observed_credentials: list[FederatedCredential],
+    observed_credentials: list[FederatedCredential] | None,
     *,
     owner_uid: str,
     adopt: bool,
@@ -160,7 +160,10 @@ def plan_identity(
     Adoption needs two parties: `adopt` (the resource asks and a policy allows it) and the
     identity's own tag aml-identity.adoptable-by=<consent> (its owner agrees). An adopted
     identity keeps its tags (ours are added) and its federated credentials (only those in
-    `made_credentials`, which this resource made, are ever removed)."""
+    `made_credentials`, which this resource made, are ever removed).
+
+    `observed_credentials` None: they were not read this time (a resync that skips
+    them), so no credential change is planned for an identity that exists."""
     changes: list[str] = []
     create = observed is None
     tags: dict[str, str] | None = None
@@ -215,9 +218,12 @@ def plan_identity(
     else:
         where = f"{desired.resource_group} ({desired.location})"
         changes.append(f"create managed identity {desired.name} in {where}")
-    put, delete = plan_federated_credentials(
-        desired.federated_credentials, [] if create else observed_credentials, deletable
-    )
+    put: tuple[FederatedCredential, ...] = ()
+    delete: tuple[str, ...] = ()
+    if create or observed_credentials is not None:
+        put, delete = plan_federated_credentials(
+            desired.federated_credentials, [] if create else observed_credentials or [], deletable
+        )
     changes += [f"put federated credential {c.name} ({c.issuer}, {c.subject})" for c in put]
     changes += [f"delete federated credential {name}" for name in delete]
     return IdentityPlan(
