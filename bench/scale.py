@@ -18,8 +18,8 @@ watches:
 - the operator process: peak RSS (VmHWM), most open sockets, CPU seconds, and the time
   from start to its first status write;
 - at rest, for `--rest` seconds after all Ready (one resync period by default, which
-  holds exactly one resync of every object): Azure reads and writes, and Kubernetes writes to the operator's objects (watch
-  events), per resource and per resync.
+  holds exactly one resync of every object): Azure reads and writes, and Kubernetes
+  writes to the operator's objects (watch events), per resource and per resync.
 
 Prints one table (markdown) and, with --json, the raw numbers. Loopback only.
 """

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         default=0.1, ge=0, le=1, description="Random spread of resyncs, as a fraction."
     )
     concurrent_reconciles: int = Field(
-        default=64,
+        default=32,
         ge=1,
         description=(
             "Resources of one kind reconciled at the same time (kopf's workers). ARM's "

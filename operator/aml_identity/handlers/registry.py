@@ -142,6 +142,9 @@ def configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     concurrency (kopf opens a connection per concurrent request, without limit)."""
     settings.persistence.finalizer = finalizer(ours.shard)
     settings.queueing.worker_limit = ours.concurrent_reconciles
+    # A worker keeps its slot while idle; kopf's default of 5 s would let a few hundred
+    # objects that each need one quick look hold every slot.
+    settings.queueing.idle_timeout = 0.5
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"

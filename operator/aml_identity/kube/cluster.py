@@ -37,7 +37,9 @@ POLICY_TRIGGER_ANNOTATION = f"{TRIGGER_PREFIX}/policy-changed"
 # Set on a resource waiting for a WorkloadIdentity or MLRole when that becomes Ready.
 DEPENDENCY_ANNOTATION = f"{TRIGGER_PREFIX}/dependency-ready"
 MERGE_PATCH = "application/merge-patch+json"
-CONNECTIONS = 16  # enough for the operator's concurrency; bounded whatever the object count
+# The API server answers in milliseconds: a few connections carry the operator's reads
+# and writes, bounded whatever the object count (each TLS connection costs memory).
+CONNECTIONS = 4
 
 
 class KubeError(Exception):
