@@ -817,6 +817,224 @@ def test_webhook_with_high_availability_reaches_every_replica() -> None:
     assert only(docs, "ValidatingWebhookConfiguration")
 
 
+# Shards: one Deployment per item of `shards` (docs/operations.md#sharding).
+SHARD_A = {"name": "a", "namespaceSelector": "!aml-identity/shard", "clusterResources": True}
+SHARD_B = {
+    "name": "b",
+    "namespaceSelector": "aml-identity/shard=b",
+    "azure": {"auth": {"clientId": "22222222-2222-2222-2222-222222222222"}},
+}
+SHARD_LABEL = "identity.aml.dev/shard"
+
+
+def with_shards(*shards: dict[str, Any]) -> list[str]:
+    return ["--set-json", f"shards={json.dumps(list(shards))}"]
+
+
+def shard_env(deployment: dict[str, Any]) -> dict[str, str]:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container.get("env", [])}
+
+
+def test_shards_render_a_deployment_each() -> None:
+    unsharded = rendered("--set", "ha.enabled=true")
+    assert SHARD_LABEL not in json.dumps(unsharded)
+    assert [d["metadata"]["name"] for d in unsharded if d["kind"] == "Deployment"] == [
+        "t-aml-identity-operator"
+    ]
+    docs = rendered(
+        "--set",
+        "ha.enabled=true",
+        "--set",
+        "podDisruptionBudget.enabled=true",
+        *with_shards(SHARD_A, {**SHARD_B, "replicas": 3}),
+    )
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"t-aml-identity-operator-a", "t-aml-identity-operator-b"}
+    a, b = deployments["t-aml-identity-operator-a"], deployments["t-aml-identity-operator-b"]
+    assert shard_env(a) == {
+        "AML_IDENTITY_SHARD": "a",
+        "AML_IDENTITY_SHARD_NAMESPACE_SELECTOR": "!aml-identity/shard",
+        "AML_IDENTITY_SHARD_CLUSTER_RESOURCES": "true",
+        "AML_IDENTITY_PEERING": "aml-identity-operator-a",
+    }
+    assert shard_env(b) == {
+        "AML_IDENTITY_SHARD": "b",
+        "AML_IDENTITY_SHARD_NAMESPACE_SELECTOR": "aml-identity/shard=b",
+        "AML_IDENTITY_SHARD_CLUSTER_RESOURCES": "false",
+        "AML_IDENTITY_PEERING": "aml-identity-operator-b",
+    }
+    # Each shard elects its own active replica: a peering object each, and none shared
+    # through the ConfigMap (which every shard reads).
+    peerings = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterKopfPeering"}
+    assert peerings == {"aml-identity-operator-a", "aml-identity-operator-b"}
+    config = only(docs, "ConfigMap", "t-aml-identity-operator")["data"]
+    assert "AML_IDENTITY_PEERING" not in config
+    assert config["AML_IDENTITY_PEERING_LIFETIME"] == "60"
+    assert (a["spec"]["replicas"], b["spec"]["replicas"]) == (2, 3)  # ha.replicas, its own
+    for deployment in (a, b):
+        assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+        [source] = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert source["configMapRef"]["name"] == "t-aml-identity-operator"
+    # Each Deployment selects its own Pods only; the webhook and metrics Services and
+    # each PodDisruptionBudget reach the Pods they should.
+    labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    pdbs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodDisruptionBudget"}
+    assert set(pdbs) == set(deployments)
+    for name, deployment in deployments.items():
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector[SHARD_LABEL] == name.rsplit("-", 1)[1]
+        assert pdbs[name]["spec"]["selector"]["matchLabels"] == selector
+        for other, pod_labels in labels.items():
+            assert (selector.items() <= pod_labels.items()) == (other == name)
+    for service in (WEBHOOK_SERVICE, "t-aml-identity-operator-metrics"):
+        selector = only(docs, "Service", service)["spec"]["selector"]
+        assert all(selector.items() <= pod.items() for pod in labels.values()), service
+    assert only(docs, "ValidatingWebhookConfiguration")
+
+
+def test_shards_with_an_identity_of_their_own() -> None:
+    """A shard that overrides the Azure identity runs as its own ServiceAccount,
+    annotated with its client id; the others share the chart's; the ClusterRole is bound
+    to each."""
+    docs = rendered(*with_shards(SHARD_A, SHARD_B))
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    assert {
+        n: d["spec"]["template"]["spec"]["serviceAccountName"] for n, d in deployments.items()
+    } == {
+        "t-aml-identity-operator-a": "t-aml-identity-operator",
+        "t-aml-identity-operator-b": "t-aml-identity-operator-b",
+    }
+    assert set(accounts) == {"t-aml-identity-operator", "t-aml-identity-operator-b"}
+    client_ids = {
+        n: a["metadata"]["annotations"]["azure.workload.identity/client-id"]
+        for n, a in accounts.items()
+    }
+    assert client_ids == {
+        "t-aml-identity-operator": "11111111-1111-1111-1111-111111111111",
+        "t-aml-identity-operator-b": "22222222-2222-2222-2222-222222222222",
+    }
+    for account in accounts.values():
+        assert account["metadata"]["annotations"]["azure.workload.identity/tenant-id"] == TENANT
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]
+        assert pod["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+        assert "AML_IDENTITY_PEERING" not in shard_env(deployment), "ha is off"
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [d for d in docs if d["kind"] == "ClusterKopfPeering"]
+    binding = only(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == only(docs, "ClusterRole")["metadata"]["name"]
+    assert sorted(s["name"] for s in binding["subjects"]) == sorted(accounts)
+    assert {s["namespace"] for s in binding["subjects"]} == {"aml-system"}
+    # Every shard its own identity: the chart's ServiceAccount (and client id) is unused.
+    own_a = {**SHARD_A, "azure": {"auth": {"clientId": "33333333-3333-3333-3333-333333333333"}}}
+    docs = rendered("--set", "azure.auth.clientId=", *with_shards(own_a, SHARD_B))
+    own = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
+    assert own == {"t-aml-identity-operator-a", "t-aml-identity-operator-b"}
+    assert {s["name"] for s in only(docs, "ClusterRoleBinding")["subjects"]} == own
+
+
+def test_shards_with_certificates_and_sizes_of_their_own() -> None:
+    shard_b = {
+        **SHARD_B,
+        "azure": {"auth": {"clientId": "c-b", "certificate": {"secretName": "cert-b"}}},
+        "replicas": 0,
+        "resources": {"requests": {"cpu": "1"}},
+    }
+    docs = rendered(
+        "--set",
+        "azure.auth.mode=certificate",
+        "--set",
+        "azure.auth.certificate.secretName=cert-main",
+        *with_shards(SHARD_A, shard_b),
+    )
+    a = only(docs, "Deployment", "t-aml-identity-operator-a")
+    b = only(docs, "Deployment", "t-aml-identity-operator-b")
+    for deployment, client_id, secret in (
+        (a, "11111111-1111-1111-1111-111111111111", "cert-main"),
+        (b, "c-b", "cert-b"),
+    ):
+        assert shard_env(deployment)["AZURE_CLIENT_ID"] == client_id
+        pod = deployment["spec"]["template"]
+        assert "azure.workload.identity/use" not in pod["metadata"]["labels"]
+        [volume] = [v for v in pod["spec"]["volumes"] if v["name"] == "azure-certificate"]
+        assert volume["secret"]["secretName"] == secret
+    assert b["spec"]["replicas"] == 0
+    assert b["spec"]["template"]["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "1"}}
+    assert a["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "memory": "384Mi"
+    }
+
+
+@pytest.mark.parametrize(
+    ("shards", "message"),
+    [
+        (
+            [{**SHARD_A, "name": "Shard_A"}],
+            "at '/shards/0/name': 'Shard_A' does not match pattern",
+        ),
+        ([{**SHARD_A, "name": "a" * 33}], "at '/shards/0/name'"),
+        (
+            [SHARD_A, {"name": "b", "clusterResources": False}],
+            "at '/shards/1': missing property 'namespaceSelector'",
+        ),
+        ([{**SHARD_A, "namespaceSelector": ""}], "at '/shards/0/namespaceSelector'"),
+        (
+            [SHARD_A, {**SHARD_B, "namespaceselector": "x"}],
+            "at '/shards/1': additional properties 'namespaceselector' not allowed",
+        ),
+        (
+            [{**SHARD_A, "azure": {"tenantId": TENANT}}],
+            "at '/shards/0/azure': additional properties 'tenantId' not allowed",
+        ),
+    ],
+)
+def test_schema_rejects_bad_shards(shards: list[dict[str, Any]], message: str) -> None:
+    result = helm("template", "t", str(CHART), *VALUES, *with_shards(*shards), check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("shards", "message"),
+    [
+        (
+            [{**SHARD_A, "clusterResources": False}, SHARD_B],
+            "shards: exactly one shard must have clusterResources: true (it reconciles the "
+            "cluster-scoped MLRoles); found 0",
+        ),
+        (
+            [SHARD_A, {**SHARD_B, "clusterResources": True}],
+            "shards: exactly one shard must have clusterResources: true (it reconciles the "
+            "cluster-scoped MLRoles); found 2 (a, b)",
+        ),
+        (
+            [SHARD_A, {**SHARD_B, "name": "a"}],
+            "shards[1] (a): another shard has this name",
+        ),
+        (
+            [SHARD_A, {**SHARD_B, "namespaceSelector": SHARD_A["namespaceSelector"]}],
+            'shards[1] (b): shard a has the same namespaceSelector "!aml-identity/shard"',
+        ),
+        ([{**SHARD_A, "replicas": 2}], "shards[0] (a): replicas 2 needs ha.enabled"),
+        (
+            [SHARD_A, {**SHARD_B, "azure": {"auth": {"mode": "certificate"}}}],
+            "azure.auth.certificate.secretName is required (or "
+            "shards[].azure.auth.certificate.secretName of shard b)",
+        ),
+    ],
+)
+def test_templates_refuse_what_the_schema_cannot_say_about_shards(
+    shards: list[dict[str, Any]], message: str
+) -> None:
+    result = helm("template", "t", str(CHART), *VALUES, *with_shards(*shards), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_key_vault_hosts_are_passed_as_json() -> None:
     config = only(rendered(), "ConfigMap", "t-aml-identity-operator")["data"]
     assert json.loads(config["AML_IDENTITY_KEY_VAULT_HOSTS"]) == ["*.vault.azure.net"]

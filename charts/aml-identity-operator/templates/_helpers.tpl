@@ -70,3 +70,86 @@ cannot look up, so it makes a new one on every render.)
 {{- end -}}
 {{- get $ "amlWebhookTLS" | toJson -}}
 {{- end -}}
+
+{{- define "aml.shardLabel" -}}identity.aml.dev/shard{{- end -}}
+
+{{/*
+The operator's Deployments as JSON {"items": [...]}: without `shards` one, named like the
+release, with the chart's identity; with `shards` one per shard, named <fullname>-<shard>.
+Each item: name, shard ("" without shards), namespaceSelector, clusterResources,
+serviceAccountName, ownServiceAccount (the shard overrides the Azure identity), auth
+(azure.auth with the shard's overrides), replicas, resources and peering (its
+ClusterKopfPeering's name, with ha.enabled). Fails on what values.schema.json cannot say.
+*/}}
+{{- define "aml.instances" -}}
+{{- $replicas := ternary .Values.ha.replicas .Values.replicaCount .Values.ha.enabled -}}
+{{- $items := list -}}
+{{- if not .Values.shards -}}
+{{- $items = append $items (dict "name" (include "aml.fullname" .) "shard" "" "serviceAccountName" (include "aml.serviceAccountName" .) "ownServiceAccount" false "auth" .Values.azure.auth "replicas" $replicas "resources" .Values.resources "peering" .Values.ha.peeringName) -}}
+{{- else -}}
+{{- $names := list -}}
+{{- $selectors := dict -}}
+{{- $owners := list -}}
+{{- range $i, $shard := .Values.shards -}}
+{{- $where := printf "shards[%d] (%s)" $i $shard.name -}}
+{{- if has $shard.name $names -}}
+{{- fail (printf "%s: another shard has this name; shard names must be unique" $where) -}}
+{{- end -}}
+{{- $names = append $names $shard.name -}}
+{{- with get $selectors $shard.namespaceSelector -}}
+{{- fail (printf "%s: shard %s has the same namespaceSelector %q; shards' namespaces must not overlap" $where . $shard.namespaceSelector) -}}
+{{- end -}}
+{{- $_ := set $selectors $shard.namespaceSelector $shard.name -}}
+{{- $cluster := false -}}
+{{- if $shard.clusterResources -}}
+{{- $cluster = true -}}
+{{- $owners = append $owners $shard.name -}}
+{{- end -}}
+{{- $override := dig "azure" "auth" dict $shard -}}
+{{- $auth := mergeOverwrite (deepCopy $.Values.azure.auth) (deepCopy $override) -}}
+{{- $own := not (empty $override) -}}
+{{- $account := include "aml.serviceAccountName" $ -}}
+{{- if $own -}}
+{{- $account = printf "%s-%s" $account $shard.name -}}
+{{- end -}}
+{{- $shardReplicas := ternary $shard.replicas $replicas (hasKey $shard "replicas") -}}
+{{- if and (not $.Values.ha.enabled) (gt (int $shardReplicas) 1) -}}
+{{- fail (printf "%s: replicas %v needs ha.enabled (without peering each replica would reconcile the shard's resources)" $where $shardReplicas) -}}
+{{- end -}}
+{{- $items = append $items (dict "name" (printf "%s-%s" (include "aml.fullname" $) $shard.name) "shard" $shard.name "namespaceSelector" $shard.namespaceSelector "clusterResources" $cluster "serviceAccountName" $account "ownServiceAccount" $own "auth" $auth "replicas" $shardReplicas "resources" (ternary $shard.resources $.Values.resources (hasKey $shard "resources")) "peering" (printf "%s-%s" $.Values.ha.peeringName $shard.name)) -}}
+{{- end -}}
+{{- if ne (len $owners) 1 -}}
+{{- fail (printf "shards: exactly one shard must have clusterResources: true (it reconciles the cluster-scoped MLRoles); found %d%s" (len $owners) (ternary (printf " (%s)" (join ", " $owners)) "" (gt (len $owners) 0))) -}}
+{{- end -}}
+{{- end -}}
+{{- dict "items" $items | toJson -}}
+{{- end -}}
+
+{{/*
+The ServiceAccounts the Deployments run as, as JSON {"items": [{name, auth, shard}]},
+each once: the chart's (unless every shard has its own identity), then each shard's that
+overrides the Azure identity.
+*/}}
+{{- define "aml.serviceAccounts" -}}
+{{- $instances := (include "aml.instances" . | fromJson).items -}}
+{{- $items := list -}}
+{{- range $instances -}}
+{{- if and (not .ownServiceAccount) (not $items) -}}
+{{- $items = append $items (dict "name" .serviceAccountName "auth" $.Values.azure.auth "shard" "") -}}
+{{- end -}}
+{{- end -}}
+{{- range $instances -}}
+{{- if .ownServiceAccount -}}
+{{- $items = append $items (dict "name" .serviceAccountName "auth" .auth "shard" .shard) -}}
+{{- end -}}
+{{- end -}}
+{{- dict "items" $items | toJson -}}
+{{- end -}}
+
+{{/* An instance's selector labels (the root context as "root", the instance as "instance"). */}}
+{{- define "aml.instance.selectorLabels" -}}
+{{ include "aml.selectorLabels" .root }}
+{{- with .instance.shard }}
+{{ include "aml.shardLabel" $.root }}: {{ . }}
+{{- end -}}
+{{- end -}}
