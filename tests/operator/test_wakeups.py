@@ -17,6 +17,7 @@ import pytest
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
+from support.azure import admin_credential, msi_client
 from support.operator import (
     SOLO_LABEL,
     OperatorProcess,
@@ -27,6 +28,7 @@ from support.operator import (
     wait_reason,
 )
 from support.policies import policy
+from support.poll import wait_until
 from support.world import RG_IDENTITIES, SUB
 
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
@@ -127,3 +129,41 @@ def test_a_tightened_policy_revokes_at_once(
     assert "AzureML Data Scientist" in denied["message"]
     found = get(cluster, "mlrb", "tight", namespace) or {}
     assert found["status"]["assignments"] == []
+
+
+def test_a_namespace_moved_to_a_shard_is_taken_over_and_still_cleaned_up(
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    operator: OperatorProcess,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """The session's operator (unsharded finalizer) hands a namespace to a shard by a
+    relabel: the shard reconciles it, the old finalizer goes, and deleting still cleans
+    up Azure instead of hanging on a finalizer nobody removes."""
+    apply(cluster, "WorkloadIdentity", "moved", {"managedIdentity": MI}, namespace)
+    before = wait_ready(cluster, "wid", "moved", namespace, timeout=60)
+    assert before["metadata"]["finalizers"] == ["identity.aml.dev/finalizer"]
+    cluster.kubectl("label", "namespace", namespace, f"{SOLO_LABEL}={namespace}")
+    shard = OperatorProcess(
+        cluster, azlocal, tmp_path, resync=HOUR, shard="solo",
+        shard_selector=f"{SOLO_LABEL}={namespace}",
+    ).start()  # fmt: skip
+    try:
+
+        def handed_over() -> bool:
+            found = get(cluster, "wid", "moved", namespace) or {}
+            return bool(found["metadata"].get("finalizers") == ["identity.aml.dev/finalizer-solo"])
+
+        wait_until(handed_over, timeout=60, what="the shard's finalizer to replace the old one")
+        cluster.kubectl("delete", "wid", "moved", "-n", namespace, "--wait=false")
+        wait_until(
+            lambda: get(cluster, "wid", "moved", namespace) is None,
+            timeout=60,
+            what="the WorkloadIdentity to be deleted",
+        )
+        msi = msi_client(azlocal, admin_credential(azlocal))
+        names = {i.name for i in msi.user_assigned_identities.list_by_resource_group(RG_IDENTITIES)}
+        assert f"{namespace}-moved" not in names
+    finally:
+        shard.stop()

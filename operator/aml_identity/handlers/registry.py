@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from typing import Any
@@ -12,6 +13,7 @@ from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
 from aml_identity.handlers import dependencies, guardrails
 from aml_identity.handlers.shell import Workflow, run, run_delete
+from aml_identity.kube.cluster import KubeError
 from aml_identity.reconcile.shards import owns, parse_selector
 from aml_identity.settings import Settings
 
@@ -26,10 +28,14 @@ KINDS: dict[str, tuple[str, Workflow, Workflow]] = {
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _change_handler(kind: str, workflow: Workflow, settings: Settings, *, resync: bool) -> Any:
+def _change_handler(
+    kind: str, plural: str, workflow: Workflow, settings: Settings, *, resync: bool
+) -> Any:
     async def reconcile(
         *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
     ) -> None:
+        if settings.shard:
+            await _release_unsharded(memo, plural, body, settings.shard)
         policies = guardrails.book(settings, kwargs)
         await run(
             kind,
@@ -43,6 +49,20 @@ def _change_handler(kind: str, workflow: Workflow, settings: Settings, *, resync
         )
 
     return reconcile
+
+
+async def _release_unsharded(memo: Any, plural: str, body: kopf.Body, shard: str) -> None:
+    """A resource an unsharded operator handled carries its finalizer, which no shard
+    would ever remove (its deletion would hang): once this shard's own finalizer is on
+    it, this shard's cleanup protects it, and the old one goes."""
+    meta = body["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if FINALIZER not in finalizers or finalizer(shard) not in finalizers:
+        return
+    with contextlib.suppress(KubeError):  # changed meanwhile: the next look retries
+        await memo.shared.deps.cluster.remove_finalizer(
+            plural, meta.get("namespace"), meta["name"], finalizers, FINALIZER
+        )
 
 
 def _delete_handler(kind: str, plural: str, workflow: Workflow) -> Any:
@@ -101,7 +121,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     for plural, (kind, reconcile, delete) in KINDS.items():
         resource = (GROUP, VERSION, plural)
 
-        on_change = _change_handler(kind, reconcile, settings, resync=False)
+        on_change = _change_handler(kind, plural, reconcile, settings, resync=False)
         on_delete = _delete_handler(kind, plural, delete)
 
         # One level-triggered reconcile serves create, update, resume and the drift timer.
@@ -122,7 +142,7 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             # Not while kopf is still handling a change: that path already reconciles.
             idle=settings.resync_seconds / 10,
             when=when,
-        )(_change_handler(kind, reconcile, settings, resync=True))
+        )(_change_handler(kind, plural, reconcile, settings, resync=True))
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5, when=when)(on_delete)
     dependencies.register(registry)
     # kopf refuses to start with admission handlers but no server: only with a webhook.

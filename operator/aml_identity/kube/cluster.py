@@ -169,6 +169,19 @@ class Cluster:
             content_type=MERGE_PATCH,
         )
 
+    async def remove_finalizer(
+        self, plural: str, namespace: str | None, name: str, finalizers: list[str], finalizer: str
+    ) -> None:
+        """Remove `finalizer` if the list is still `finalizers` (a JSON patch test)."""
+        index = finalizers.index(finalizer)
+        at = f"/metadata/finalizers/{index}"
+        await self._call(
+            "PATCH",
+            self._custom_path(plural, namespace, name),
+            [{"op": "test", "path": at, "value": finalizer}, {"op": "remove", "path": at}],
+            content_type="application/json-patch+json",
+        )
+
     # --- service accounts ---
 
     @staticmethod
