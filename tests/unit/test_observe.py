@@ -8,14 +8,7 @@ import asyncio
 import pytest
 
 from aml_identity.azure.observe import Listings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import Clock
 
 
 def test_concurrent_misses_share_one_read_and_later_ones_are_served_until_max_age() -> None:

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 from aml_identity.azure.pacing import Pacer, kind_of
+from support.clock import Clock
 
 SUB = "00000000-0000-0000-0000-000000000001"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_methods_map_to_arm_buckets() -> None:

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from azlocal.throttle import Throttle, kind_of
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from support.clock import Clock
 
 
 def test_azure_sizes_and_refill() -> None:
