@@ -55,7 +55,8 @@ class Listings(Generic[K, V]):
             raise
         finally:
             del self._reading[key]
-        self._listings[key] = _Listing(started, items)
+        if self.max_age > 0:  # max_age 0 only coalesces: nothing is ever served again
+            self._listings[key] = _Listing(started, items)
         future.set_result(items)
         return items
 

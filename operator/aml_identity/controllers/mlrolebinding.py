@@ -21,7 +21,7 @@ from aml_identity.reconcile.binding import (
     role_definition_id,
     scope_id,
 )
-from aml_identity.reconcile.conditions import READY
+from aml_identity.reconcile.conditions import object_ready
 from aml_identity.reconcile.names import definition_guid
 from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
 
@@ -40,17 +40,6 @@ class Invalid(Exception):
 def _within(scope: str, ancestor: str) -> bool:
     s, a = scope.lower().rstrip("/"), ancestor.lower().rstrip("/")
     return s == a or s.startswith(a + "/")
-
-
-def _ready(obj: dict[str, Any]) -> bool:
-    status = obj.get("status") or {}
-    generation = obj["metadata"].get("generation")
-    return any(
-        c.get("type") == READY
-        and c.get("status") == "True"
-        and c.get("observedGeneration") == generation
-        for c in status.get("conditions", [])
-    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +92,7 @@ async def _ready_dependency(
     if found is None:
         where = f" in {namespace}" if namespace else ""
         raise Waiting(f"{what} {name} does not exist{where}")
-    if not _ready(found):
+    if not object_ready(found):
         raise Waiting(f"{what} {name} is not Ready")
     if dependent is not None:
         deps.waiters.unwatch(dependency, dependent)

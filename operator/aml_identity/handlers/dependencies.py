@@ -13,18 +13,11 @@ from typing import Any
 import kopf
 
 from aml_identity.api import GROUP, VERSION
-from aml_identity.api.common import Condition
-from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
-from aml_identity.reconcile.conditions import is_ready
+from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION
+from aml_identity.reconcile.conditions import object_ready
 
 DEPENDENCIES = ("workloadidentities", "mlroles")
 Logger = logging.Logger | logging.LoggerAdapter[Any]
-
-
-def ready(body: kopf.Body) -> bool:
-    status = body.get("status") or {}
-    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
-    return is_ready(conditions, body["metadata"].get("generation"))
 
 
 def _waker(plural: str) -> Any:
@@ -37,7 +30,7 @@ def _waker(plural: str) -> Any:
         logger: Logger,
         **_: Any,
     ) -> None:
-        if type == "DELETED" or not ready(body):
+        if type == "DELETED" or not object_ready(body):
             return
         deps = memo.shared.deps
         revision = f"{plural}/{name}@{body['metadata'].get('resourceVersion', '')}"
@@ -45,16 +38,12 @@ def _waker(plural: str) -> Any:
         if woken:
             logger.info("Ready: waking %s", ", ".join(f"{ns}/{n}" for _, ns, n in woken))
         for dependent, dependent_namespace, dependent_name in woken:
-            try:
-                await deps.cluster.annotate_custom(
-                    dependent,
-                    str(dependent_namespace),
-                    dependent_name,
-                    {DEPENDENCY_ANNOTATION: revision},
-                )
-            except KubeError as error:
-                if error.status != 404:  # a dependent deleted meanwhile waits for nothing
-                    raise
+            await deps.cluster.annotate_custom(
+                dependent,
+                str(dependent_namespace),
+                dependent_name,
+                {DEPENDENCY_ANNOTATION: revision},
+            )
 
     return wake
 

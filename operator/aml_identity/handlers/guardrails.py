@@ -55,12 +55,17 @@ class _Labels(Mapping[str, Mapping[str, str]]):
         return len(self._index)
 
 
+def namespace_labels(kwargs: Mapping[str, Any]) -> Mapping[str, Mapping[str, str]]:
+    """Namespace name -> labels, from the index kopf passes handlers and filters."""
+    return _Labels(kwargs.get(NAMESPACE_INDEX) or {})
+
+
 def book(settings: Settings, kwargs: Mapping[str, Any]) -> PolicyBook:
     """A handler's view of the policies, from the indexes kopf passes it."""
     policies = kwargs.get(POLICY_INDEX) or {}
     return PolicyBook(
         policies=tuple(Policy(name, spec) for name, store in policies.items() for spec in store),
-        namespace_labels=_Labels(kwargs.get(NAMESPACE_INDEX) or {}),
+        namespace_labels=namespace_labels(kwargs),
         default_subscription=settings.subscription_id,
     )
 

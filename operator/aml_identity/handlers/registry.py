@@ -93,8 +93,7 @@ def ownership(settings: Settings) -> Any:
         return None
 
     def owned(namespace: str | None, **kwargs: Any) -> bool:
-        index = kwargs.get(guardrails.NAMESPACE_INDEX) or {}
-        labels = next(iter(index.get(namespace, ())), None) if namespace else None
+        labels = guardrails.namespace_labels(kwargs).get(namespace) if namespace else None
         return owns(
             selector,
             cluster_resources=settings.shard_cluster_resources,

@@ -162,11 +162,13 @@ class Cluster:
     async def annotate_custom(
         self, plural: str, namespace: str, name: str, annotations: dict[str, str]
     ) -> None:
+        """Set annotations; an object deleted meanwhile has nothing to annotate."""
         await self._call(
             "PATCH",
             self._custom_path(plural, namespace, name),
             {"metadata": {"annotations": annotations}},
             content_type=MERGE_PATCH,
+            missing_ok=True,
         )
 
     async def remove_finalizer(

@@ -7,8 +7,9 @@ observedGeneration are always refreshed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from aml_identity.api.common import TRANSIENT_REASONS, Condition, ConditionStatus, Reason
 
@@ -110,6 +111,13 @@ def ready_status_for(reason: Reason) -> ConditionStatus:
 
 def find_condition(conditions: Sequence[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def object_ready(obj: Mapping[str, Any]) -> bool:
+    """is_ready for a resource as the API server returns it (a dict body)."""
+    status = obj.get("status") or {}
+    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
+    return is_ready(conditions, obj["metadata"].get("generation"))
 
 
 def is_ready(conditions: Sequence[Condition], generation: int | None) -> bool:
