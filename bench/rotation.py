@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from azlocal.server import AzLocal  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
-from support.operator import OperatorProcess, apply, get  # noqa: E402
+from support.operator import OperatorProcess, apply, get, wait_crds_established  # noqa: E402
 
 OVERLAP = 10.0
 
@@ -64,10 +64,7 @@ def main() -> int:
     operator: OperatorProcess | None = None
     try:
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd", "-l",
-            "app.kubernetes.io/name=aml-identity-operator",
-        )  # fmt: skip
+        wait_crds_established(cluster)
         cluster.kubectl("create", "namespace", "bench")
         (work / "operator").mkdir()
         operator = OperatorProcess(cluster, az, work / "operator", resync=args.resync).start()

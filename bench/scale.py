@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from azlocal.cli import read_env_file  # noqa: E402
 from localcluster import LocalCluster  # noqa: E402
-from support.operator import OperatorProcess  # noqa: E402
+from support.operator import OperatorProcess, wait_crds_established  # noqa: E402
 from support.world import RG_IDENTITIES, SUB, WORKSPACE  # noqa: E402
 
 API = "identity.aml.dev/v1alpha1"
@@ -318,10 +318,7 @@ def main() -> int:
             throttling=not args.no_throttling, latency_ms=args.latency_ms,
         )  # fmt: skip
         cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        cluster.kubectl(
-            "wait", "--for=condition=Established", "crd", "-l",
-            "app.kubernetes.io/name=aml-identity-operator",
-        )  # fmt: skip
+        wait_crds_established(cluster)
         for i in range(args.namespaces):
             body = {"metadata": {"name": f"bench-{i}", "labels": {"aml-bench": "true"}}}
             cluster.request("POST", "/api/v1/namespaces", body)

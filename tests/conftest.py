@@ -11,7 +11,7 @@ import pytest
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from support.operator import OperatorProcess, apply_json
+from support.operator import OperatorProcess, apply_json, wait_crds_established
 from support.policies import BASELINE_LABEL, baseline_policy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,14 +71,7 @@ def operator(
 def crds_installed(cluster: LocalCluster, azlocal: AzLocal) -> None:
     """CRDs applied and Established; azlocal trusts the cluster's service-account issuer."""
     cluster.kubectl("apply", "--server-side", "--field-manager=aml-tests", "-f", str(REPO / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd",
-        "-l",
-        "app.kubernetes.io/name=aml-identity-operator",
-    )
+    wait_crds_established(cluster, timeout="60s")
     azlocal.admin("POST", "trusted-cas", text=cluster.ca_file.read_text())
     apply_json(cluster, baseline_policy(azlocal))
 

@@ -30,6 +30,7 @@ from support.operator import (
     apply,
     apply_json,
     free_port,
+    wait_crds_established,
     wait_gone,
     wait_ready,
 )
@@ -202,13 +203,7 @@ def test_install_upgrade_uninstall(own_cluster: LocalCluster) -> None:
         *VALUES,
         kubeconfig=kube,
     )
-    own_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "-l",
-        "app.kubernetes.io/name=aml-identity-operator",
-    )
+    wait_crds_established(own_cluster)
     crd = json.loads(
         own_cluster.kubectl(
             "get", "crd", "workloadidentities.identity.aml.dev", "-o", "json"
@@ -537,13 +532,7 @@ def test_high_availability_takes_over(
                 own_cluster.kubectl(
                     "wait", "--for=condition=Established", "crd/clusterkopfpeerings.kopf.dev"
                 )
-    own_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "-l",
-        "app.kubernetes.io/name=aml-identity-operator",
-    )
+    wait_crds_established(own_cluster)
     own_cluster.kubectl("create", "namespace", "ha")
     own_cluster.kubectl("label", "namespace", "ha", f"{BASELINE_LABEL}=true")
     apply_json(own_cluster, baseline_policy(azlocal))
@@ -1193,13 +1182,7 @@ def test_webhook_on_the_api_server(own_cluster: LocalCluster) -> None:
         )
 
     install("install", "--create-namespace")
-    own_cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "-l",
-        "app.kubernetes.io/name=aml-identity-operator",
-    )
+    wait_crds_established(own_cluster)
     bundles, secret, deployment = state()
     [bundle] = bundles
     assert bundle == secret["data"]["ca.crt"]

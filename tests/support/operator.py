@@ -20,6 +20,15 @@ SOLO_LABEL = "aml-tests/solo"
 SESSION_SHARD = f"!{SOLO_LABEL}"
 
 
+def wait_crds_established(cluster: LocalCluster, timeout: str | None = None) -> None:
+    """Until the operator's CRDs are Established (`timeout`: kubectl's, e.g. "60s")."""
+    limit = [f"--timeout={timeout}"] if timeout else []
+    cluster.kubectl(
+        "wait", "--for=condition=Established", *limit, "crd", "-l",
+        "app.kubernetes.io/name=aml-identity-operator",
+    )  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
