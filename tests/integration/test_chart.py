@@ -12,7 +12,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +254,9 @@ def test_install_upgrade_uninstall(own_cluster: LocalCluster) -> None:
         != 0
     )
     # Without keep, uninstall removes the CRDs (after Helm adopts the kept ones again).
-    own_cluster.kubectl("delete", "crd", "-l", "app.kubernetes.io/name=aml-identity-operator")
+    delete_crds_and_wait(own_cluster, lambda: own_cluster.kubectl(
+        "delete", "crd", "-l", "app.kubernetes.io/name=aml-identity-operator", "--wait=false"
+    ))  # fmt: skip
     helm(
         "install",
         "aml",
@@ -266,15 +268,37 @@ def test_install_upgrade_uninstall(own_cluster: LocalCluster) -> None:
         "crds.keep=false",
         kubeconfig=kube,
     )
-    helm("uninstall", "aml", "-n", "aml-system", kubeconfig=kube)
+    wait_crds_established(own_cluster)
+    delete_crds_and_wait(
+        own_cluster, lambda: helm("uninstall", "aml", "-n", "aml-system", kubeconfig=kube)
+    )
 
+
+CUSTOM_KINDS = "workloadidentities,mlrolebindings,mlroles,mlaccesspolicies"
+
+
+def delete_crds_and_wait(cluster: LocalCluster, delete: Callable[[], object]) -> None:
+    """Delete the CRDs (by `delete`) and wait until they are gone.
+
+    The API server's CRD finalizer lists the instances from the watch cache, and a cache
+    still initializing (CRDs a few seconds old) answers "storage is (re)initializing"; the
+    finalizer then retries with exponential backoff, which on a loaded machine outlasted
+    kubectl's and our deadlines. Reading each kind first, until it answers, makes that
+    cache ready before the finalizer needs it."""
+    wait_until(
+        lambda: cluster.kubectl("get", CUSTOM_KINDS, "-A", check=False).returncode == 0,
+        timeout=60,
+        what="the custom resources to be served",
+    )
+    delete()
     wait_until(
         lambda: (
-            own_cluster.kubectl(
-                "get", "crd", "workloadidentities.identity.aml.dev", check=False
-            ).returncode
-            != 0
+            cluster.kubectl(
+                "get", "crd", "-l", "app.kubernetes.io/name=aml-identity-operator", "-o", "name"
+            ).stdout.strip()
+            == ""
         ),
+        timeout=120,
         what="the CRDs to be removed",
     )
 
