@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ async def add_principal(request: web.Request) -> web.Response:
     """Create a principal now (e.g. to see replication delay), with optional credentials.
 
     Body: {"kind": "ServicePrincipal"|"User"|"Group", "displayName": ..., "secret": bool,
-    "certificate": bool, "certificateNotBefore": epoch, "certificateNotAfter": epoch}.
+    "certificate": bool, "certificateNotBefore": epoch, "certificateNotAfter": epoch,
+    "rolesLike": displayName}. With rolesLike, the new principal gets a copy of every role
+    assignment of that principal (e.g. a second operator principal for a shard).
     Answers the ids, the secret text and the path of the certificate PEM (cert + key).
     """
     ctx = request.app[CTX]
@@ -138,6 +141,25 @@ async def add_principal(request: web.Request) -> web.Response:
             )
         )
         answer["certificatePath"] = str(pem)
+    like = body.get("rolesLike")
+    if like is not None:
+        model = next((p for p in ctx.store.principals.values() if p.display_name == like), None)
+        if model is None:
+            return web.json_response(
+                {"error": {"code": "NotFound", "message": f"no principal named {like!r}"}},
+                status=404,
+            )
+        for assignment in [
+            a for a in ctx.store.role_assignments.values() if a.principal_id == model.object_id
+        ]:
+            copy = replace(
+                assignment,
+                name=str(uuid.uuid4()),
+                principal_id=principal.object_id,
+                created_at=now,
+                created_by="azlocal-admin",
+            )
+            ctx.store.role_assignments[copy.name] = copy
     ctx.store.principals[principal.object_id] = principal
     return web.json_response(answer, status=201)
 

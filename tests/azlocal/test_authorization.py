@@ -19,9 +19,11 @@ from support.azure import (
     authorization_client,
     code_of,
     message_of,
+    msi_client,
     operator_credential,
+    secret_credential,
 )
-from support.world import RG_ML, SUB, WORKSPACE
+from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
@@ -337,3 +339,20 @@ def test_async_client_creates_and_lists(azlocal: AzLocal) -> None:
             ]
 
     assert asyncio.run(run()) == [sp["objectId"]]
+
+
+def test_a_principal_created_with_the_roles_of_another(azlocal: AzLocal) -> None:
+    """`rolesLike` copies every role assignment (a second operator principal for a shard):
+    the copy may create identities where the operator may, a plain principal may not."""
+    like = new_service_principal(azlocal, secret=True, rolesLike="aml-identity-operator")
+    plain = new_service_principal(azlocal, secret=True)
+    body = {"location": "westeurope"}
+    copied = msi_client(azlocal, secret_credential(azlocal, like["appId"], like["secret"]))
+    created = copied.user_assigned_identities.create_or_update(RG_IDENTITIES, "by-copy", body)
+    assert created.name == "by-copy"
+    refused = msi_client(azlocal, secret_credential(azlocal, plain["appId"], plain["secret"]))
+    with pytest.raises(HttpResponseError) as error:
+        refused.user_assigned_identities.create_or_update(RG_IDENTITIES, "by-plain", body)
+    assert error.value.status_code == 403
+    with pytest.raises(RuntimeError, match="404"):
+        new_service_principal(azlocal, rolesLike="nobody-by-that-name")
