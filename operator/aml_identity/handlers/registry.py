@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import random
 from typing import Any
 
 import kopf
@@ -12,6 +12,7 @@ import kopf
 from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
 from aml_identity.handlers import dependencies, guardrails
+from aml_identity.handlers.resync import Peering, Resyncer
 from aml_identity.handlers.shell import Workflow, run, run_delete
 from aml_identity.kube.cluster import KubeError
 from aml_identity.reconcile.shards import owns, parse_selector
@@ -28,9 +29,7 @@ KINDS: dict[str, tuple[str, Workflow, Workflow]] = {
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _change_handler(
-    kind: str, plural: str, workflow: Workflow, settings: Settings, *, resync: bool
-) -> Any:
+def _change_handler(kind: str, plural: str, workflow: Workflow, settings: Settings) -> Any:
     async def reconcile(
         *, body: kopf.Body, patch: kopf.Patch, memo: Any, logger: Logger, **kwargs: Any
     ) -> None:
@@ -38,15 +37,9 @@ def _change_handler(
             await _release_unsharded(memo, plural, body, settings.shard)
         policies = guardrails.book(settings, kwargs)
         await run(
-            kind,
-            workflow,
-            body=body,
-            patch=patch,
-            memo=memo,
-            logger=logger,
+            kind, plural, workflow, body=body, patch=patch, memo=memo, logger=logger,
             policies=policies,
-            resync=resync,
-        )
+        )  # fmt: skip
 
     return reconcile
 
@@ -104,26 +97,21 @@ def ownership(settings: Settings) -> Any:
     return owned
 
 
-def build_registry(settings: Settings) -> kopf.OperatorRegistry:
+def build_registry(settings: Settings, peering: Peering | None = None) -> kopf.OperatorRegistry:
+    """`peering`: how the resync loop learns whether kopf's peering paused this replica
+    (None: standalone)."""
     registry = kopf.OperatorRegistry()
     # A custom registry has none of kopf's default login handlers: in a Pod the service
     # account, elsewhere the kubeconfig, as the kubernetes client would choose.
     kopf.on.login(registry=registry, id="login")(_login)
 
-    def first_resync(**_: Any) -> float:
-        # One period after start (the resume handler has just compared everything),
-        # spread by the jitter so restarts do not synchronise the resyncs.
-        spread = settings.resync_seconds * settings.resync_jitter
-        return settings.resync_seconds + random.uniform(0, spread)  # noqa: S311
-
     when = ownership(settings)
     for plural, (kind, reconcile, delete) in KINDS.items():
         resource = (GROUP, VERSION, plural)
-
-        on_change = _change_handler(kind, plural, reconcile, settings, resync=False)
+        on_change = _change_handler(kind, plural, reconcile, settings)
         on_delete = _delete_handler(kind, plural, delete)
-
-        # One level-triggered reconcile serves create, update, resume and the drift timer.
+        # One level-triggered reconcile serves create, update, resume and wake-ups; each
+        # puts the resource on the resync schedule (handlers/resync.py).
         for cause, decorate in (
             ("create", kopf.on.create),
             ("update", kopf.on.update),
@@ -132,22 +120,37 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
             decorate(*resource, registry=registry, id=f"reconcile-{cause}", backoff=5, when=when)(
                 on_change
             )
-        kopf.timer(
-            *resource,
-            registry=registry,
-            id="resync",
-            interval=settings.resync_seconds,
-            initial_delay=first_resync,
-            # Not while kopf is still handling a change: that path already reconciles.
-            idle=settings.resync_seconds / 10,
-            when=when,
-        )(_change_handler(kind, plural, reconcile, settings, resync=True))
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5, when=when)(on_delete)
+    _register_resync(registry, settings, peering, when)
     dependencies.register(registry)
     # kopf refuses to start with admission handlers but no server: only with a webhook.
     checked = {plural: kind for plural, (kind, _, _) in KINDS.items()}
     guardrails.register(registry, settings, checked if settings.webhook_port else {})
     return registry
+
+
+def _register_resync(
+    registry: kopf.OperatorRegistry, settings: Settings, peering: Peering | None, when: Any
+) -> None:
+    """Start the resync loop with the operator and stop it with the operator."""
+    kinds = {plural: (kind, reconcile) for plural, (kind, reconcile, _) in KINDS.items()}
+
+    @kopf.on.startup(registry=registry, id="resync-loop")
+    async def start(memo: Any, **kwargs: Any) -> None:
+        # kwargs holds kopf's indexes, which stay live for the operator's lifetime.
+        def owned(namespace: str | None) -> bool:
+            return when is None or bool(when(namespace=namespace, **kwargs))
+
+        resyncer = Resyncer(memo.shared, kinds, indexes=kwargs, owned=owned, peering=peering)
+        memo.resync_loop = asyncio.create_task(resyncer.run(), name="resync loop")
+
+    @kopf.on.cleanup(registry=registry, id="resync-loop")
+    async def stop(memo: Any, **_: Any) -> None:
+        task = getattr(memo, "resync_loop", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def finalizer(shard: str) -> str:
@@ -170,6 +173,8 @@ def configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     )
     # Our workflows post the events that matter; kopf's per-handler chatter stays in logs.
     settings.posting.level = logging.ERROR
+    # Page the initial listings: one response with every resource would be parsed whole.
+    settings.watching.chunk_size = 500
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.networking.request_timeout = 30

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
+import secrets
+import socket
 
 import kopf
 from prometheus_client import start_http_server
@@ -13,6 +16,7 @@ from aml_identity.azure.clients import AzureClients
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.guardrails import webhook_server
 from aml_identity.handlers.registry import build_registry, configure
+from aml_identity.handlers.resync import Peering
 from aml_identity.handlers.shell import Memo
 from aml_identity.kube.cluster import Cluster
 from aml_identity.settings import Settings
@@ -47,9 +51,15 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
         settings.subscription_id,
         settings.resync_seconds,
     )
+    # Our resync loop reads the peering object with kopf's rule: it needs this process's
+    # peer id, so we choose it (as kopf would: the Pod's name when POD_ID is set).
+    identity = os.environ.get("POD_ID") or (
+        f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+    )
+    peering = Peering(cluster, settings, identity, priority) if settings.peering else None
     try:
         await kopf.operator(
-            registry=build_registry(settings),
+            registry=build_registry(settings, peering),
             settings=kopf_settings,
             memo=kopf.Memo(shared=Memo(deps)),
             clusterwide=not settings.namespaces,
@@ -57,6 +67,7 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
             standalone=not settings.peering,
             peering_name=settings.peering or None,
             priority=priority,
+            identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
             liveness_endpoint=settings.liveness_endpoint or None,
             stop_flag=stop,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +17,19 @@ from aml_identity.controllers.outcome import Deps, Outcome
 from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
+from aml_identity.reconcile.schedule import Schedule
 
 Workflow = Callable[[Deps, dict[str, Any]], Awaitable[Outcome]]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+ResourceKey = tuple[str, str | None, str]
+"""(plural, namespace or None, name): how the resync schedule and the waiters name a resource."""
+
+
+def resource_key(plural: str, body: Mapping[str, Any]) -> ResourceKey:
+    meta = body["metadata"]
+    return (plural, meta.get("namespace") or None, meta["name"])
 
 
 class Memo:
@@ -28,16 +39,34 @@ class Memo:
         self.deps = deps
         self.locks: dict[str, asyncio.Lock] = {}
         # Earliest time each object may call Azure again (Retry-After, backoff): the
-        # change handlers and the resync timer share it, so neither path cuts the wait.
+        # change handlers and the resync share it, so neither path cuts the wait.
         self.not_before: dict[str, float] = {}
-        # When each object was last compared with Azure, so a resync right after a
-        # change handler (or a wake-up) does not read Azure a second time.
-        self.synced: dict[str, float] = {}
         self.resyncs: dict[str, int] = {}
+        settings = deps.settings
+        self.schedule: Schedule[ResourceKey] = Schedule(
+            period=settings.resync_seconds,
+            spread=settings.resync_jitter,
+            clock=time.monotonic,
+        )
 
     def lock(self, uid: str) -> asyncio.Lock:
-        # Change handlers and the resync timer of one object never overlap.
+        # Change handlers and the resync of one object never overlap.
         return self.locks.setdefault(uid, asyncio.Lock())
+
+    def forget(self, uid: str, key: ResourceKey) -> None:
+        """The object is gone: drop everything kept about it."""
+        for per_object in (self.locks, self.not_before, self.resyncs):
+            per_object.pop(uid, None)
+        self.schedule.forget(key)
+        self.deps.waiters.forget(key)
+
+
+class NotYet(Exception):
+    """The object must wait before it may call Azure again."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"waiting {delay:.1f}s before calling Azure again")
+        self.delay = delay
 
 
 def _result(outcome: Outcome) -> str:
@@ -47,25 +76,21 @@ def _result(outcome: Outcome) -> str:
     return "waiting" if waiting else "failed"
 
 
-async def run(
+async def compare(
     kind: str,
+    plural: str,
     workflow: Workflow,
     *,
-    body: kopf.Body,
-    patch: kopf.Patch,
-    memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
+    shared: Memo,
+    body: Mapping[str, Any],
     policies: PolicyBook,
-    resync: bool = False,
-) -> None:
-    """One reconcile. With `resync` (the timer), nothing is done when the object was
-    compared with Azure less than half a resync period ago."""
-    shared: Memo = memo.shared
+    resync: bool,
+) -> Outcome:
+    """Compare one object with Azure and converge it: the part every path shares (kopf's
+    change handlers and the resync). Raises NotYet while the object must wait. Every
+    comparison moves the object's next resync one period on."""
     uid = body["metadata"]["uid"]
     settings = shared.deps.settings
-    period = settings.resync_seconds
-    if resync and time.monotonic() - shared.synced.get(uid, -period) < period / 2:
-        return
     full = True
     if resync:
         shared.resyncs[uid] = shared.resyncs.get(uid, 0) + 1
@@ -74,10 +99,10 @@ async def run(
     async with shared.lock(uid):
         wait = shared.not_before.get(uid, 0.0) - time.monotonic()
         if wait > 0:
-            raise kopf.TemporaryError(f"waiting {wait:.1f}s before calling Azure again", delay=wait)
+            raise NotYet(wait)
         started = time.monotonic()
         outcome = await workflow(deps, dict(body))
-        shared.synced[uid] = time.monotonic()
+        shared.schedule.synced(resource_key(plural, body))
         if outcome.retry_after is not None:
             shared.not_before[uid] = time.monotonic() + outcome.retry_after
         else:
@@ -85,8 +110,36 @@ async def run(
     RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
     LAST_SYNC.labels(kind).set(time.time())
     RECONCILES.labels(kind, _result(outcome)).inc()
+    return outcome
+
+
+async def run(
+    kind: str,
+    plural: str,
+    workflow: Workflow,
+    *,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    memo: Any,
+    logger: Logger,
+    policies: PolicyBook,
+) -> None:
+    """One reconcile from a kopf change handler (create, update, resume, wake-up)."""
+    try:
+        outcome = await compare(
+            kind, plural, workflow, shared=memo.shared, body=body, policies=policies, resync=False
+        )
+    except NotYet as wait:
+        raise kopf.TemporaryError(str(wait), delay=wait.delay) from None
     write_status(outcome, body, patch)
-    _post_events(body, outcome)
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    log_outcome(logger, kind, body, outcome)
+    if outcome.retry_after is not None:
+        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
+
+
+def log_outcome(logger: Logger, kind: str, body: Mapping[str, Any], outcome: Outcome) -> None:
     log = logger.info if outcome.reason is Reason.RECONCILED else logger.warning
     log(
         "%s %s: %s: %s (%d Azure write%s)",
@@ -97,11 +150,9 @@ async def run(
         outcome.azure_writes,
         "" if outcome.azure_writes == 1 else "s",
     )
-    if outcome.retry_after is not None:
-        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after)
 
 
-def write_status(outcome: Outcome, body: kopf.Body, patch: kopf.Patch) -> None:
+def write_status(outcome: Outcome, body: Mapping[str, Any], patch: kopf.Patch) -> None:
     """Patch only the status fields that change: a resync that finds Azure as it was
     writes nothing to Kubernetes (no watch event, no Argo CD refresh). When it last ran
     is in the aml_identity_last_sync_timestamp_seconds metric instead."""
@@ -135,7 +186,7 @@ async def run_delete(
     body: kopf.Body,
     patch: kopf.Patch,
     memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
+    logger: Logger,
 ) -> None:
     """Deletion: the finalizer stays until the workflow says Azure is clean. Deleting
     only removes, so no policy is consulted."""
@@ -143,24 +194,18 @@ async def run_delete(
     uid = body["metadata"]["uid"]
     async with shared.lock(uid):
         outcome = await workflow(shared.deps, dict(body))
-    _post_events(body, outcome)
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)
         logger.warning("%s %s: deletion blocked: %s", kind, _name(body), outcome.message)
         raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
     meta = body["metadata"]
     forget(kind, meta.get("namespace") or "", meta["name"])
-    for per_object in (shared.locks, shared.not_before, shared.synced, shared.resyncs):
-        per_object.pop(uid, None)
-    shared.deps.waiters.forget((plural, meta.get("namespace"), meta["name"]))
+    shared.forget(uid, resource_key(plural, body))
     logger.info("%s %s: deleted: %s", kind, _name(body), outcome.message)
 
 
-def _post_events(body: kopf.Body, outcome: Outcome) -> None:
-    for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-def _name(body: kopf.Body) -> str:
+def _name(body: Mapping[str, Any]) -> str:
     meta = body["metadata"]
     return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else str(meta["name"])

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +41,10 @@ MERGE_PATCH = "application/merge-patch+json"
 # The API server answers in milliseconds: a few connections carry the operator's reads
 # and writes, bounded whatever the object count (each TLS connection costs memory).
 CONNECTIONS = 4
+# Events name their source as kopf's do (kubectl describe shows it); the API server
+# refuses messages over 1 KiB.
+EVENT_SOURCE = "kopf"
+EVENT_MESSAGE_LIMIT = 1024
 
 
 class KubeError(Exception):
@@ -170,6 +175,51 @@ class Cluster:
             content_type=MERGE_PATCH,
             missing_ok=True,
         )
+
+    async def patch_status(
+        self, plural: str, namespace: str | None, name: str, status: dict[str, Any]
+    ) -> None:
+        """Merge `status` into the status subresource; an object deleted meanwhile has
+        none to patch."""
+        await self._call(
+            "PATCH",
+            self._custom_path(plural, namespace, name) + "/status",
+            {"status": status},
+            content_type=MERGE_PATCH,
+            missing_ok=True,
+        )
+
+    async def post_event(
+        self, obj: Mapping[str, Any], *, type: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event about `obj` (a cluster-scoped one's go to `default`, where
+        kubectl describe finds them)."""
+        meta = obj["metadata"]
+        namespace = meta.get("namespace") or "default"
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "metadata": {"namespace": namespace, "generateName": f"{meta['name']}."},
+            "involvedObject": {
+                "apiVersion": obj["apiVersion"],
+                "kind": obj["kind"],
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta["uid"],
+            },
+            "type": type,
+            "reason": reason,
+            "message": message[:EVENT_MESSAGE_LIMIT],
+            "source": {"component": EVENT_SOURCE},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
+
+    async def get_cluster_object(self, path: str) -> dict[str, Any] | None:
+        """Any object by its API path; None when it does not exist."""
+        found = await self._call("GET", path, missing_ok=True)
+        return dict(found) if found is not None else None
 
     async def remove_finalizer(
         self, plural: str, namespace: str | None, name: str, finalizers: list[str], finalizer: str

@@ -1,0 +1,84 @@
+"""The resync schedule: one period after each reconcile, retries after their wait."""
+
+from __future__ import annotations
+
+from aml_identity.reconcile.schedule import Schedule
+from support.clock import Clock
+
+
+def schedule(clock: Clock, period: float = 100.0, spread: float = 0.0) -> Schedule[str]:
+    return Schedule(period=period, spread=spread, clock=clock, draw=lambda low, high: high)
+
+
+def test_due_one_period_after_each_sync() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    s.synced("a")
+    clock.now += 99
+    assert s.take_due() == []
+    clock.now += 1
+    assert s.take_due() == ["a"]
+    assert s.take_due() == [], "taken once; due again only after the next sync"
+    assert s.next_due() is None
+
+
+def test_a_sync_in_between_moves_the_resync() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    s.synced("a")
+    clock.now += 60  # a change handler compares it again
+    s.synced("a")
+    clock.now += 40
+    assert s.take_due() == [], "not 40 s after the last comparison"
+    clock.now += 60
+    assert s.take_due() == ["a"]
+
+
+def test_retry_overrides_the_period() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    s.synced("a")
+    s.retry("a", 5)
+    assert s.next_due() == clock.now + 5
+    clock.now += 5
+    assert s.take_due() == ["a"]
+
+
+def test_earliest_first_and_limit() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    for key, delay in (("late", 30.0), ("early", 10.0), ("middle", 20.0)):
+        s.retry(key, delay)
+    clock.now += 30
+    assert s.take_due(limit=2) == ["early", "middle"]
+    assert s.take_due() == ["late"]
+
+
+def test_forget_removes_it() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    s.synced("a")
+    s.synced("b")
+    s.forget("a")
+    clock.now += 100
+    assert s.take_due() == ["b"]
+    assert len(s) == 0
+
+
+def test_spread_adds_a_share_of_the_period() -> None:
+    clock = Clock()
+    s = schedule(clock, period=100, spread=0.1)
+    s.synced("a")
+    assert s.due_at("a") == clock.now + 110
+
+
+def test_superseded_entries_stay_bounded() -> None:
+    clock = Clock()
+    s = schedule(clock)
+    for _ in range(1000):
+        s.synced("a")
+        s.synced("b")
+        clock.now += 1
+    assert len(s._heap) <= 2 * len(s) + 64
+    clock.now += 100
+    assert sorted(s.take_due()) == ["a", "b"]
