@@ -261,36 +261,41 @@ def policy() -> dict[str, Any]:
     }
 
 
-def objects(n: int, namespaces: int) -> list[tuple[str, str, dict[str, Any]]]:
-    """(plural, namespace, body) for N identities and 2N bindings."""
+def objects(
+    n: int, namespaces: int, bindings: int | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """(plural, namespace, body) for N identities and `bindings` bindings (2N by default:
+    binding k grants ROLES[k // N] to identity k % N)."""
+    bindings = 2 * n if bindings is None else bindings
     made: list[tuple[str, str, dict[str, Any]]] = []
     for i in range(n):
         namespace = f"bench-{i % namespaces}"
-        name = f"wi-{i}"
         made.append((
             "workloadidentities", namespace,
             {
                 "apiVersion": API, "kind": "WorkloadIdentity",
-                "metadata": {"name": name, "namespace": namespace},
+                "metadata": {"name": f"wi-{i}", "namespace": namespace},
                 "spec": {
                     "managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"},
                     "serviceAccounts": [{"name": f"sa-{i}", "create": True}],
                 },
             },
         ))  # fmt: skip
-        for j, role in enumerate(ROLES):
-            made.append((
-                "mlrolebindings", namespace,
-                {
-                    "apiVersion": API, "kind": "MLRoleBinding",
-                    "metadata": {"name": f"{name}-{j}", "namespace": namespace},
-                    "spec": {
-                        "role": {"builtIn": role},
-                        "subjects": [{"workloadIdentity": name}],
-                        "scope": {"resourceId": WORKSPACE},
-                    },
+    for k in range(bindings):
+        i, j = k % n, k // n
+        namespace = f"bench-{i % namespaces}"
+        made.append((
+            "mlrolebindings", namespace,
+            {
+                "apiVersion": API, "kind": "MLRoleBinding",
+                "metadata": {"name": f"wi-{i}-{j}", "namespace": namespace},
+                "spec": {
+                    "role": {"builtIn": ROLES[j % len(ROLES)]},
+                    "subjects": [{"workloadIdentity": f"wi-{i}"}],
+                    "scope": {"resourceId": WORKSPACE},
                 },
-            ))  # fmt: skip
+            },
+        ))  # fmt: skip
     return made
 
 
@@ -327,7 +332,13 @@ def write_floor(writes_needed: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=300, help="WorkloadIdentities (2N bindings)")
+    parser.add_argument("--n", type=int, default=300, help="WorkloadIdentities")
+    parser.add_argument(
+        "--bindings",
+        type=int,
+        default=None,
+        help="MLRoleBindings (default 2N; Azure allows 4,000 role assignments per subscription)",
+    )
     parser.add_argument("--namespaces", type=int, default=10)
     parser.add_argument("--resync", type=float, default=120.0)
     parser.add_argument(
@@ -361,11 +372,12 @@ def main() -> int:
             body = {"metadata": {"name": f"bench-{i}", "labels": {"aml-bench": "true"}}}
             cluster.request("POST", "/api/v1/namespaces", body)
         cluster.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(policy()))
-        made = objects(args.n, args.namespaces)
+        bindings = 2 * args.n if args.bindings is None else args.bindings
+        made = objects(args.n, args.namespaces, bindings)
         applied = time.monotonic()
         create_all(cluster, made)
         applied = time.monotonic() - applied
-        writes_needed = 0 if args.seed else 2 * args.n + 2 * args.n
+        writes_needed = 0 if args.seed else 2 * args.n + bindings
         (work / "operator").mkdir()
         operator = OperatorProcess(cluster, az, work / "operator", resync=args.resync)  # type: ignore[arg-type]
         operator.env["AML_IDENTITY_RESYNC_JITTER"] = "0.1"
@@ -428,7 +440,7 @@ def main() -> int:
         report = {
             "n": args.n,
             "seeded_in": round(seeded, 1) if seeded is not None else None,
-            "bindings": 2 * args.n,
+            "bindings": bindings,
             "namespaces": args.namespaces,
             "resync": args.resync,
             "objects_created_in": round(applied, 1),

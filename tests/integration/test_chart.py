@@ -620,6 +620,34 @@ def test_high_availability_takes_over(
         apply(own_cluster, "WorkloadIdentity", "ha-two", mi, "ha")
         wait_ready(own_cluster, "wid", "ha-two", "ha", timeout=90)
         assert "ha-two" in standby.logs()
+        # The resync is the operator's own loop, not a kopf timer: a replica that kopf
+        # pauses in favour of a newcomer must stop resyncing too.
+
+        def resyncs(text: str) -> int:
+            lines = text.splitlines()
+            return sum("aml_identity.resync" in line and "ha/ha-two" in line for line in lines)
+
+        wait_until(
+            lambda: resyncs(standby.logs()) >= 1,
+            timeout=60,
+            what="the new active replica to resync ha-two (every 5 s)",
+        )
+        newcomer = replica("newcomer", 300)
+        replicas.append(newcomer)
+        wait_until(
+            lambda: "Pausing operations" in standby.logs(),
+            timeout=60,
+            what="the former standby to pause for the newcomer",
+        )
+
+        wait_until(
+            lambda: resyncs(newcomer.logs()) >= 2,
+            timeout=60,
+            what="the newcomer to resync ha-two twice (every 5 s)",
+        )
+        paused_part = standby.logs().split("Pausing operations", 1)[1]
+        # One resync may have been under way as the pause came; a 5 s cadence would show more.
+        assert resyncs(paused_part) <= 1, "a paused replica kept resyncing"
         own_cluster.kubectl("delete", "wid", "--all", "-n", "ha")
     finally:
         for process in replicas:

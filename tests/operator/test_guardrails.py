@@ -25,6 +25,7 @@ from support.operator import (
     OperatorProcess,
     apply,
     apply_json,
+    events,
     get,
     wait_message,
     wait_ready,
@@ -107,15 +108,6 @@ def refused(cluster: LocalCluster, manifest: str) -> str:
     assert result.returncode != 0, f"admitted: {manifest}"
     assert "denied the request" in result.stderr, result.stderr
     return result.stderr
-
-
-def events(cluster: LocalCluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    listed = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
-    return [
-        (e["type"], e["reason"], e["message"])
-        for e in listed["items"]
-        if e["involvedObject"]["name"] == name
-    ]
 
 
 def assignments_at(azlocal: AzLocal, scope: str, principal: str) -> set[str]:

@@ -11,6 +11,7 @@ from support.azure import admin_credential, msi_client
 from support.operator import (
     OperatorProcess,
     apply,
+    events,
     get,
     wait_gone,
     wait_message,
@@ -176,6 +177,14 @@ def test_identity_deleted_out_of_band_is_recreated(
         len(list(msi.federated_identity_credentials.list(RG_IDENTITIES, f"{namespace}-drift"))) == 1
     )
     assert "aml_identity_drift_corrections_total" in operator.metrics()
+    # The resync loop posts its events itself (not through kopf's handler context).
+    recreated_event = wait_until(
+        lambda: [e for e in events(cluster, namespace, "drift") if e[1] == "Recreated"],
+        timeout=30,
+        what="the Recreated event",
+    )
+    assert recreated_event[0][0] == "Warning"
+    assert after in recreated_event[0][2]
 
 
 def test_an_identity_we_did_not_create_is_not_owned(

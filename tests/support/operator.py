@@ -291,3 +291,13 @@ def wait_gone(
         timeout=timeout,
         what=f"{kind}/{name} to be deleted",
     )
+
+
+def events(cluster: LocalCluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the events about `name` in `namespace`."""
+    listed = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)
+    return [
+        (e["type"], e["reason"], e["message"])
+        for e in listed["items"]
+        if e["involvedObject"]["name"] == name
+    ]

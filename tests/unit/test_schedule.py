@@ -82,3 +82,14 @@ def test_superseded_entries_stay_bounded() -> None:
     assert len(s._heap) <= 2 * len(s) + 64
     clock.now += 100
     assert sorted(s.take_due()) == ["a", "b"]
+
+
+def test_wakes_the_sleeper_when_something_becomes_due_earlier() -> None:
+    clock = Clock()
+    woken: list[float] = []
+    s = schedule(clock)
+    s.on_earlier = lambda: woken.append(clock.now)
+    s.synced("a")  # the first: earlier than nothing
+    s.retry("b", 500)  # later than "a": the sleeper need not wake
+    s.retry("c", 5)  # earlier than "a"
+    assert len(woken) == 2

@@ -36,8 +36,8 @@ from aml_identity.settings import Settings
 
 log = logging.getLogger("aml_identity.resync")
 
-# How long the loop sleeps at most: new resources are due a period after their first
-# reconcile, and retries are set by the loop itself, which wakes it.
+# How long the loop sleeps at most; the schedule wakes it sooner when something becomes
+# due earlier than what it sleeps for.
 IDLE_SECONDS = 30.0
 # A resync that failed unexpectedly (a Kubernetes error, a bug) is tried again after this.
 FAILED_RETRY_SECONDS = 30.0
@@ -90,6 +90,7 @@ class Resyncer:
         self.peering = peering
         self.wake = asyncio.Event()
         self.running: set[asyncio.Task[None]] = set()
+        shared.schedule.on_earlier = self.wake.set
 
     async def run(self) -> None:
         """Forever (until cancelled): sleep until something is due, then resync it, at
@@ -130,7 +131,6 @@ class Resyncer:
 
     def _retry(self, key: ResourceKey, after: float) -> None:
         self.shared.schedule.retry(key, after)
-        self.wake.set()
 
     async def _resync(self, key: ResourceKey) -> None:
         plural, namespace, name = key

@@ -31,6 +31,9 @@ class Schedule(Generic[Key]):
     spread: float = 0.0
     clock: Callable[[], float] = field(default=lambda: 0.0)
     draw: Callable[[float, float], float] = field(default=random.uniform)
+    # Called when a key becomes due earlier than everything else: a loop sleeping until
+    # the earliest due time must wake and sleep again.
+    on_earlier: Callable[[], None] = field(default=lambda: None)
     _due: dict[Key, float] = field(default_factory=dict)
     _heap: list[tuple[float, int, Key]] = field(default_factory=list)
     _order: int = 0
@@ -73,6 +76,7 @@ class Schedule(Generic[Key]):
         return taken
 
     def _set(self, key: Key, at: float) -> None:
+        earliest = self.next_due()
         self._due[key] = at
         self._order += 1
         heapq.heappush(self._heap, (at, self._order, key))
@@ -80,6 +84,8 @@ class Schedule(Generic[Key]):
         if len(self._heap) > 2 * len(self._due) + 64:
             self._heap = [(t, o, k) for t, o, k in self._heap if self._due.get(k) == t]
             heapq.heapify(self._heap)
+        if earliest is None or at < earliest:
+            self.on_earlier()
 
     def _drop_stale(self) -> None:
         while self._heap:
