@@ -24,8 +24,8 @@ watches:
 With --seed (for sizes whose write floor would take hours), the world is converged
 before the operator starts (bench/seed.py: the operator's workflows run in the benchmark's
 process with azlocal's throttling off), so the run measures a restart on a converged world:
-the time until every resource has been compared once (from the operator's reconcile
-counter), the Azure requests that took (writes should be 0), memory, and the rest.
+the time until every resource has been compared once (kopf's diff-base annotation is on
+every resource), the Azure requests that took (writes should be 0), memory, and the rest.
 
 Prints one table (markdown) and, with --json, the raw numbers. Loopback only.
 """
@@ -64,6 +64,7 @@ GROUP_PATH = "/apis/identity.aml.dev/v1alpha1"
 ROLES = ("AzureML Data Scientist", "Reader")
 WRITE_BUCKET, WRITE_REFILL = 200, 10.0
 READ_REFILL = 25.0
+HANDLED_ANNOTATION = "identity.aml.dev/last-handled-configuration"
 
 
 class AzLocalProcess:
@@ -155,6 +156,8 @@ class Watcher:
     cluster: LocalCluster
     plurals: tuple[str, ...]
     ready: dict[str, bool] = field(default_factory=dict)
+    # Objects the operator has handled once (kopf's diff-base annotation is on them).
+    handled: set[str] = field(default_factory=set)
     first_status: float | None = None
     all_ready: float | None = None
     modified: int = 0
@@ -173,20 +176,30 @@ class Watcher:
             connection = http.client.HTTPSConnection(
                 host, int(port), context=self.cluster._ssl(), timeout=300
             )
-            path = f"{GROUP_PATH}/{plural}?watch=1&resourceVersion={version}"
-            connection.request("GET", path)
-            response = connection.getresponse()
-            for line in response:
-                if self.stop.is_set():
-                    break
-                event = json.loads(line)
-                obj = event["object"]
-                version = obj["metadata"].get("resourceVersion", version)
-                if event["type"] == "ERROR":
-                    version = "0"
-                    break
-                self._seen(plural, event["type"], obj)
-            connection.close()
+            # The server ends each watch within 120 s and sends bookmarks, so a quiet
+            # stream neither times out here nor loses its place.
+            path = (
+                f"{GROUP_PATH}/{plural}?watch=1&resourceVersion={version}"
+                "&timeoutSeconds=120&allowWatchBookmarks=true"
+            )
+            try:
+                connection.request("GET", path)
+                response = connection.getresponse()
+                for line in response:
+                    if self.stop.is_set():
+                        break
+                    event = json.loads(line)
+                    obj = event["object"]
+                    version = obj["metadata"].get("resourceVersion", version)
+                    if event["type"] == "ERROR":
+                        version = "0"
+                        break
+                    if event["type"] != "BOOKMARK":
+                        self._seen(plural, event["type"], obj)
+            except OSError:
+                pass  # a broken stream: watch again from the last version seen
+            finally:
+                connection.close()
 
     def _seen(self, plural: str, kind: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -204,9 +217,15 @@ class Watcher:
                 and c.get("observedGeneration") == meta.get("generation")
                 for c in conditions
             )
+            if HANDLED_ANNOTATION in (meta.get("annotations") or {}):
+                self.handled.add(key)
             count = sum(self.ready.values())
             if self.all_ready is None and self.expected and count == self.expected:
                 self.all_ready = now
+
+    def handled_count(self) -> int:
+        with self.lock:
+            return len(self.handled)
 
     def count(self) -> int:
         with self.lock:
@@ -312,20 +331,6 @@ def create_all(cluster: LocalCluster, made: list[tuple[str, str, dict[str, Any]]
         list(pool.map(post, made))
 
 
-def reconciles(metrics_port: int) -> float:
-    """The operator's count of finished reconciles (every kind and result)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("aml_identity_reconciles_total{")
-    )
-
-
 def write_floor(writes_needed: int) -> float:
     return max(0.0, (writes_needed - WRITE_BUCKET) / WRITE_REFILL)
 
@@ -404,7 +409,7 @@ def main() -> int:
             if operator.process.poll() is not None:
                 raise SystemExit(f"the operator exited: see {operator.log_path}")
             if args.seed:
-                if reconciles(operator.metrics_port) >= len(made):
+                if watcher.handled_count() >= len(made):
                     compared_at = time.monotonic()
                     break
             elif watcher.all_ready is not None:
