@@ -158,6 +158,11 @@ class Watcher:
     ready: dict[str, bool] = field(default_factory=dict)
     # Objects the operator has handled once (kopf's diff-base annotation is on them).
     handled: set[str] = field(default_factory=set)
+    # The last body of each object, and, while `explain` is on, what each MODIFIED event
+    # changed (e.g. "status.conditions", "metadata.annotations.<key>").
+    last: dict[str, dict[str, Any]] = field(default_factory=dict)
+    explain: bool = False
+    changed: dict[str, int] = field(default_factory=dict)
     first_status: float | None = None
     all_ready: float | None = None
     modified: int = 0
@@ -219,6 +224,10 @@ class Watcher:
             )
             if HANDLED_ANNOTATION in (meta.get("annotations") or {}):
                 self.handled.add(key)
+            if self.explain and kind == "MODIFIED" and key in self.last:
+                for path in what_changed(self.last[key], obj):
+                    self.changed[path] = self.changed.get(path, 0) + 1
+            self.last[key] = obj
             count = sum(self.ready.values())
             if self.all_ready is None and self.expected and count == self.expected:
                 self.all_ready = now
@@ -331,6 +340,24 @@ def create_all(cluster: LocalCluster, made: list[tuple[str, str, dict[str, Any]]
         list(pool.map(post, made))
 
 
+def what_changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The fields a write changed: status and spec fields, metadata annotations (by key),
+    labels and finalizers; resourceVersion and managedFields left out."""
+    paths: list[str] = []
+    for part in ("spec", "status"):
+        old, new = before.get(part) or {}, after.get(part) or {}
+        paths += [f"{part}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    for part in ("annotations", "labels"):
+        old, new = before["metadata"].get(part) or {}, after["metadata"].get(part) or {}
+        paths += [
+            f"metadata.{part}.{k}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)
+        ]
+    for part in ("finalizers", "generation", "deletionTimestamp"):
+        if before["metadata"].get(part) != after["metadata"].get(part):
+            paths.append(f"metadata.{part}")
+    return paths or ["(nothing but resourceVersion)"]
+
+
 def write_floor(writes_needed: int) -> float:
     return max(0.0, (writes_needed - WRITE_BUCKET) / WRITE_REFILL)
 
@@ -424,6 +451,7 @@ def main() -> int:
         if ready_at is not None and rest > 0:
             at_rest = az.counters()
             modified = watcher.modified
+            watcher.explain = True
             until = time.monotonic() + rest
             while time.monotonic() < until:
                 process.sample()
@@ -437,6 +465,7 @@ def main() -> int:
                 "azure_writes": rested.writes,
                 "azure_429": rested.throttled,
                 "kubernetes_writes": watcher.modified - modified,
+                "kubernetes_writes_changed": dict(watcher.changed),
                 "reads_per_resource_per_resync": round(rested.reads / per, 3),
                 "read_refill_share": round(rested.reads / rest / READ_REFILL, 3),
                 "ready_at_end": watcher.count(),
@@ -509,7 +538,9 @@ def table(r: dict[str, Any]) -> str:
              f"{rest['azure_reads']} ({rest['reads_per_resource_per_resync']} per resource "
              f"per resync, {100 * rest['read_refill_share']:.1f}% of the read refill)"),
             ("at rest: Azure writes, Kubernetes writes",
-             f"{rest['azure_writes']}, {rest['kubernetes_writes']}"),
+             f"{rest['azure_writes']}, {rest['kubernetes_writes']}"
+             + (f" (changed: {rest['kubernetes_writes_changed']})"
+                if rest["kubernetes_writes"] else "")),
             ("at rest: Ready at the end", str(rest["ready_at_end"])),
         ]  # fmt: skip
     lines = ["| measure | value |", "|---|---|"]
