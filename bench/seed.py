@@ -38,8 +38,9 @@ async def _converge(plurals: list[str], concurrency: int) -> int:
     from aml_identity.controllers import mlrolebinding, workloadidentity
     from aml_identity.controllers.outcome import Deps
     from aml_identity.handlers import guardrails
+    from aml_identity.handlers.registry import FINALIZER
     from aml_identity.handlers.shell import write_status
-    from aml_identity.kube.cluster import Cluster
+    from aml_identity.kube.cluster import MERGE_PATCH, Cluster
     from aml_identity.reconcile.policy import PolicyBook
     from aml_identity.settings import Settings
 
@@ -74,6 +75,14 @@ async def _converge(plurals: list[str], concurrency: int) -> int:
             write_status(outcome, body, patch)
             meta = body["metadata"]
             await cluster.patch_status(plural, meta["namespace"], meta["name"], dict(patch.status))
+            # The operator's finalizer, as after its first run: a restart, not a first start
+            # (kopf spends a whole round trip adding its finalizer before any handler).
+            await cluster._call(
+                "PATCH",
+                cluster._custom_path(plural, meta["namespace"], meta["name"]),
+                {"metadata": {"finalizers": [FINALIZER]}},
+                content_type=MERGE_PATCH,
+            )
             if outcome.reason.value != "Reconciled":
                 not_ready += 1
 
