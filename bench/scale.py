@@ -293,7 +293,7 @@ def objects(
     n: int, namespaces: int, bindings: int | None = None
 ) -> list[tuple[str, str, dict[str, Any]]]:
     """(plural, namespace, body) for N identities and `bindings` bindings (2N by default:
-    binding k grants ROLES[k // N] to identity k % N)."""
+    binding k grants ROLES[(k // N) % 2] to identity k % N)."""
     bindings = 2 * n if bindings is None else bindings
     made: list[tuple[str, str, dict[str, Any]]] = []
     for i in range(n):
