@@ -3,7 +3,8 @@ is reconciled when that object becomes Ready, instead of polling it.
 
 A dependent registers before it reads the dependency, so a Ready that lands between the
 read and the registration cannot be missed. The registry lives in the process: after a
-restart every resource is reconciled anyway, and the resync timer is the fallback.
+restart every resource is reconciled anyway, and the resync loop (handlers/resync.py) is
+the fallback.
 """
 
 from __future__ import annotations
