@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.pipeline import PipelineRequest, PipelineResponse
@@ -25,6 +26,7 @@ from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignm
 from aml_identity.azure.errors import AzureFailure, call, maybe
 from aml_identity.azure.observe import Listings
 from aml_identity.azure.pacing import Pacer
+from aml_identity.azure.pages import AUTHORIZATION_API_VERSION, MSI_API_VERSION, ArmPages
 from aml_identity.azure.transport import ArmPacing
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
@@ -65,6 +67,7 @@ class Gateway:
     _identities: Listings[tuple[str, str], Identity] = field(init=False)
     _assignments: Listings[str, RoleAssignment] = field(init=False)
     _role_lookups: Listings[tuple[str, str], RoleDefinition] = field(init=False)
+    pages: ArmPages = field(init=False)  # the listings above, read as plain JSON
 
     def __post_init__(self) -> None:
         # A listing serves for a quarter of the resync period: resyncs of resources
@@ -74,6 +77,13 @@ class Gateway:
         self._identities = Listings(max_age=max_age)
         self._assignments = Listings(max_age=max_age)
         self._role_lookups = Listings(max_age=0)  # coalesced only, never kept
+        self.pages = ArmPages(
+            self.credential,
+            endpoint=self.settings.arm_endpoint,
+            scope=self.settings.arm_scope,
+            transport=self.transport,
+            per_retry_policies=[CountRequests(), ArmPacing(self.pacer)],
+        )
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -100,6 +110,7 @@ class Gateway:
         return self._auth[subscription]
 
     async def close(self) -> None:
+        await self.pages.close()
         for msi in self._msi.values():
             await msi.close()  # type: ignore[no-untyped-call]
         for auth in self._auth.values():
@@ -128,9 +139,14 @@ class Gateway:
         return found
 
     async def _list_identities(self, sub: str, group: str) -> dict[str, Identity]:
+        path = (
+            f"/subscriptions/{quote(sub, safe='')}/resourceGroups/{quote(group, safe='')}"
+            "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+        )
+
         async def run() -> dict[str, Identity]:
-            pages = self.msi(sub).user_assigned_identities.list_by_resource_group(group)
-            return {m.name.lower(): _identity_of(m) async for m in pages}
+            items = self.pages.items(path, MSI_API_VERSION)
+            return {item["name"].lower(): _identity_json(item) async for item in items}
 
         return await call(run)
 
@@ -266,11 +282,11 @@ class Gateway:
         return [a for a in listed.values() if a.principal_id.lower() == principal_id.lower()]
 
     async def _list_at(self, scope: str) -> dict[str, RoleAssignment]:
-        sub = _subscription(scope, self.settings.subscription_id)
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
 
         async def run() -> dict[str, RoleAssignment]:
-            pages = self.auth(sub).role_assignments.list_for_scope(scope, filter="atScope()")
-            found = [_assignment(a) async for a in pages]
+            items = self.pages.items(path, AUTHORIZATION_API_VERSION, **{"$filter": "atScope()"})
+            found = [_assignment_json(item) async for item in items]
             return {a.name.lower(): a for a in found if a.scope.lower() == scope.lower()}
 
         return await call(run)
@@ -334,6 +350,32 @@ def _identity_of(model: Any) -> Identity:
         client_id=model.client_id,
         principal_id=model.principal_id,
         tenant_id=model.tenant_id,
+    )
+
+
+def _identity_json(item: dict[str, Any]) -> Identity:
+    """An identity from a listing's JSON (azure/pages.py), as `_identity_of` from a model."""
+    properties = item.get("properties") or {}
+    return Identity(
+        id=item["id"],
+        name=item["name"],
+        location=item.get("location", ""),
+        tags=dict(item.get("tags") or {}),
+        client_id=properties.get("clientId", ""),
+        principal_id=properties.get("principalId", ""),
+        tenant_id=properties.get("tenantId", ""),
+    )
+
+
+def _assignment_json(item: dict[str, Any]) -> RoleAssignment:
+    properties = item.get("properties") or {}
+    return RoleAssignment(
+        id=item["id"],
+        name=item["name"],
+        scope=properties.get("scope", ""),
+        role_definition_id=properties.get("roleDefinitionId", ""),
+        principal_id=properties.get("principalId", ""),
+        principal_type=properties.get("principalType", ""),
     )
 
 
