@@ -332,7 +332,12 @@ def test_role_plan() -> None:
 # --- error table ---------------------------------------------------------------------
 
 
-def http_error(status: int, code: str, headers: dict[str, str] | None = None) -> HttpResponseError:
+def http_error(
+    status: int,
+    code: str,
+    headers: dict[str, str] | None = None,
+    request_id_header: str = "x-ms-request-id",  # ARM's; Microsoft Graph's is request-id
+) -> HttpResponseError:
     import json
 
     from azure.core.rest._http_response_impl import HttpResponseImpl
@@ -345,7 +350,7 @@ def http_error(status: int, code: str, headers: dict[str, str] | None = None) ->
                 status_code=status,
                 reason="",
                 content_type="application/json",
-                headers={"x-ms-request-id": "rid-1", **(headers or {})},
+                headers={request_id_header: "rid-1", **(headers or {})},
                 stream_download_generator=None,
             )
             self._content = json.dumps(
@@ -378,6 +383,16 @@ def test_classification(status: int, code: str, retryable: bool, reason: Reason)
     assert (failure.retryable, failure.reason) == (retryable, reason)
     assert failure.request_id == "rid-1"
     assert str(failure) == f"{code}: {code} happened (request id rid-1)"
+
+
+def test_graph_errors_are_classified_with_graphs_request_id() -> None:
+    # Graph's replication delay: retried soon, and the message names Graph's request id.
+    failure = classify(http_error(404, "Request_ResourceNotFound", request_id_header="request-id"))
+    assert (failure.retryable, failure.reason) == (True, Reason.RECONCILING)
+    assert (
+        str(failure)
+        == "Request_ResourceNotFound: Request_ResourceNotFound happened (request id rid-1)"
+    )
 
 
 def test_throttling_uses_retry_after() -> None:

@@ -514,7 +514,11 @@ def main() -> int:
                 f"\nStill running. export KUBECONFIG={cluster.kubeconfig}; azlocal at {az.url} "
                 f"(CA {az.ca_file}); operator log {log}. Press Ctrl-C to stop and clean up."
             )
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            # Blocked first: sigwait takes only blocked signals, and an unblocked
+            # SIGTERM would end the demo at once, leaving the operator and world running.
+            stop_signals = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+            signal.sigwait(stop_signals)
         say(
             f"\n{BOLD}5. Clean up{RESET}: deleting the resources removes what the operator "
             "created in Azure"

@@ -1,8 +1,8 @@
 """The operator's Azure clients, built once per process.
 
 ARM's are built at start; Microsoft Graph's and Key Vault's only when a resource first
-needs them: their SDKs take tens of MiB and over a second to import, and most clusters
-use managed identities only.
+needs them (most clusters use managed identities only): the Key Vault SDKs take a few MiB
+and a fraction of a second to import.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class AzureClients:
         if self._graph is None:
             from aml_identity.azure.graph import GraphGateway
 
-            self._graph = GraphGateway(self.credential, self.settings)
+            self._graph = GraphGateway(self.credential, self.settings, self.transport)
         return self._graph
 
     @property

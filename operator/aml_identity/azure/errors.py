@@ -3,11 +3,10 @@ delay) or fatal (with a condition reason), and a message that names Azure's requ
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from azure.core.exceptions import (
     AzureError,
@@ -107,7 +106,8 @@ def classify(error: Exception) -> AzureFailure:
         message = error.error.message if error.error is not None else str(error.message)
         response = error.response
         headers = getattr(response, "headers", None) or {}
-        request_id = headers.get("x-ms-request-id")
+        # ARM's request id, or Microsoft Graph's.
+        request_id = headers.get("x-ms-request-id") or headers.get("request-id")
         if status >= 500:
             rule = SERVER_ERROR
         else:
@@ -116,54 +116,9 @@ def classify(error: Exception) -> AzureFailure:
         if status == 429:
             delay = _retry_after(headers.get("Retry-After"), rule.delay)
         return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
-    graph_error, http_error = _graph_error_types()
-    if isinstance(error, graph_error):  # Microsoft Graph, through kiota
-        return _graph_failure(error)
-    if isinstance(error, (ServiceRequestError, ServiceResponseError, http_error)):
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return _failure(UNREACHABLE, None, None, _first_line(str(error)), None)
     raise error
-
-
-class _NeverRaised(Exception):
-    """Stands for an exception type whose module was never imported."""
-
-
-def _graph_error_types() -> tuple[type[Exception], type[Exception]]:
-    """kiota's APIError and httpx's HTTPError, the errors of the Graph client. Only a
-    process that imported the Graph client can meet them, and importing them costs
-    memory and start-up time (httpx pulls in its command line), so they are looked up
-    rather than imported."""
-    kiota = sys.modules.get("kiota_abstractions.api_error")
-    httpx = sys.modules.get("httpx")
-    return (
-        kiota.APIError if kiota is not None else _NeverRaised,
-        httpx.HTTPError if httpx is not None else _NeverRaised,
-    )
-
-
-def _graph_failure(error: Any) -> AzureFailure:
-    status = error.response_status_code or 0
-    odata = getattr(error, "error", None)
-    code = getattr(odata, "code", None)
-    message = getattr(odata, "message", None) or error.message or "Microsoft Graph error"
-    inner = getattr(odata, "inner_error", None)
-    request_id = getattr(inner, "request_id", None)
-    headers = {k.lower(): v for k, v in (error.response_headers or {}).items()}
-    if status >= 500 or status == 0:
-        rule = SERVER_ERROR
-    else:
-        rule = TABLE.get((status, code)) or TABLE.get((status, None)) or SERVER_ERROR
-    delay = rule.delay
-    if status == 429:
-        delay = _retry_after(_first(headers.get("retry-after")), rule.delay)
-    return _failure(rule, status, code, _first_line(str(message)), request_id, delay)
-
-
-def _first(value: Any) -> str | None:
-    """kiota gives header values as lists or sets of strings."""
-    if value is None or isinstance(value, str):
-        return value
-    return next(iter(value), None)
 
 
 def _failure(
@@ -206,7 +161,7 @@ async def call(run: Callable[[], Awaitable[T]]) -> T:
     """Run one SDK call; any failure leaves as a classified AzureFailure."""
     try:
         return await run()
-    except (AzureError, *_graph_error_types()) as error:
+    except AzureError as error:
         raise classify(error) from None
 
 
@@ -214,7 +169,7 @@ async def maybe(run: Callable[[], Awaitable[T]]) -> T | None:
     """Like `call`, but None for a 404: a missing object is an answer, not a failure."""
     try:
         return await run()
-    except (AzureError, *_graph_error_types()) as error:
+    except AzureError as error:
         failure = classify(error)
         if failure.status == 404 and failure.code not in MISSING_CONTAINERS:
             return None

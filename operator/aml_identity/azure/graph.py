@@ -1,52 +1,42 @@
-"""Thin async adapter over msgraph-sdk: Entra applications, their service principals,
-credentials and federated credentials.
+"""Thin async adapter over Microsoft Graph's REST API: Entra applications, their service
+principals, credentials and federated credentials.
 
 Like the ARM gateway it returns the plain dataclasses of aml_identity.api.observed and
 raises classified AzureFailure. The operator holds Application.ReadWrite.OwnedBy only,
 so everything here acts on applications the operator created (and therefore owns).
+
+The requests go through an azure-core pipeline (the operator's shared transport, token,
+retries honouring Retry-After), not msgraph-sdk: the twelve calls below are plain JSON,
+and msgraph-sdk with kiota and httpx cost the operator about 25 MiB of memory and most
+of a second of imports as soon as one service principal was reconciled.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import ssl
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-import httpx
+from azure.core import AsyncPipelineClient
 from azure.core.credentials_async import AsyncTokenCredential
-from kiota_abstractions.api_error import APIError
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
+from azure.core.exceptions import (
+    HttpResponseError,
+    ODataV4Format,
+    ResourceNotFoundError,
+    map_error,
 )
-from msgraph.generated.applications.item.add_password.add_password_post_request_body import (
-    AddPasswordPostRequestBody,
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import (
+    AsyncBearerTokenCredentialPolicy,
+    AsyncRetryPolicy,
+    SansIOHTTPPolicy,
+    UserAgentPolicy,
 )
-from msgraph.generated.applications.item.remove_password.remove_password_post_request_body import (
-    RemovePasswordPostRequestBody,
-)
-from msgraph.generated.applications_with_unique_name.applications_with_unique_name_request_builder import (  # noqa: E501
-    ApplicationsWithUniqueNameRequestBuilder,
-)
-from msgraph.generated.models.application import Application as GraphApplication
-from msgraph.generated.models.federated_identity_credential import (
-    FederatedIdentityCredential,
-)
-from msgraph.generated.models.key_credential import KeyCredential as GraphKeyCredential
-from msgraph.generated.models.password_credential import (
-    PasswordCredential as GraphPasswordCredential,
-)
-from msgraph.generated.models.service_principal import (
-    ServicePrincipal as GraphServicePrincipal,
-)
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
+from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.rest import HttpRequest
 
 from aml_identity.api.observed import (
     Application,
@@ -56,33 +46,26 @@ from aml_identity.api.observed import (
     PasswordCredential,
     ServicePrincipal,
 )
-from aml_identity.azure.errors import aware, call, classify, maybe
+from aml_identity.azure.errors import AzureFailure, aware, call, classify, maybe
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
-SELECT = [
-    "id",
-    "appId",
-    "displayName",
-    "uniqueName",
-    "tags",
-    "keyCredentials",
-    "passwordCredentials",
-]
+SELECT = "id,appId,displayName,uniqueName,tags,keyCredentials,passwordCredentials"
+CREATE_IF_MISSING = {"Prefer": "create-if-missing"}
 
 
-def _create_if_missing() -> RequestConfiguration[Any]:
-    config: RequestConfiguration[Any] = RequestConfiguration()
-    config.headers.add("Prefer", "create-if-missing")
-    return config
+class CountGraphRequests(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Counts every Graph response (retries included) by operation and status."""
 
-
-def _select() -> RequestConfiguration[Any]:
-    """$select with keyCredentials: the one read that returns the certificates."""
-    query = ApplicationsWithUniqueNameRequestBuilder.ApplicationsWithUniqueNameRequestBuilderGetQueryParameters(  # noqa: E501
-        select=SELECT
-    )
-    return RequestConfiguration(query_parameters=query)
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        http = request.http_request
+        path = http.url.split("?")[0].split("/v1.0/", 1)[-1]
+        segments = [s for s in path.split("/") if s]
+        kind = segments[0].split("(")[0] if segments else "other"
+        action = segments[-1] if len(segments) > 2 else ""
+        operation = f"graph/{kind}{'/' + action if action.startswith(('add', 'remove')) else ''}"
+        status = str(response.http_response.status_code)
+        AZURE_REQUESTS.labels(f"{operation}/{http.method}", status).inc()
 
 
 @dataclass
@@ -91,205 +74,236 @@ class GraphGateway:
 
     credential: AsyncTokenCredential
     settings: Settings
-    _client: GraphServiceClient | None = field(default=None, init=False)
+    transport: AioHttpTransport
+    _client: AsyncPipelineClient[Any, Any] | None = field(default=None, init=False)
 
     @property
-    def client(self) -> GraphServiceClient:
+    def client(self) -> AsyncPipelineClient[Any, Any]:
         if self._client is None:
-            verify: ssl.SSLContext | bool = True
-            if self.settings.ca_bundle:
-                verify = ssl.create_default_context(cafile=self.settings.ca_bundle)
-            http = GraphClientFactory.create_with_default_middleware(
-                client=httpx.AsyncClient(
-                    verify=verify, trust_env=False, event_hooks={"response": [_count]}
-                )
+            policies: list[Any] = [
+                UserAgentPolicy(sdk_moniker="aml-identity-operator"),
+                AsyncRetryPolicy(),
+                CountGraphRequests(),
+                AsyncBearerTokenCredentialPolicy(self.credential, self.settings.graph_scope),
+            ]
+            self._client = AsyncPipelineClient(
+                base_url=self.settings.graph_endpoint.rstrip("/") + "/v1.0",
+                policies=policies,
+                transport=self.transport,
             )
-            auth = AzureIdentityAuthenticationProvider(
-                self.credential, scopes=[self.settings.graph_scope]
-            )
-            adapter = GraphRequestAdapter(auth, client=http)
-            adapter.base_url = self.settings.graph_endpoint.rstrip("/") + "/v1.0"
-            self._client = GraphServiceClient(request_adapter=adapter)
         return self._client
 
     async def close(self) -> None:
         if self._client is not None:
-            adapter = self._client.request_adapter
-            await adapter._http_client.aclose()  # type: ignore[attr-defined]
+            await self._client.close()  # the shared transport's session stays open
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One request; the answer's JSON (None when it has no body). Failures raise as
+        azure-core errors, for `call` and `maybe` to classify."""
+        url = self.client.format_url(path)  # an absolute @odata.nextLink stays as it is
+        request = HttpRequest(method, url, json=body, headers=headers, params=params)
+        response = await self.client.send_request(request)
+        if response.status_code >= 400:
+            map_error(response.status_code, response, {404: ResourceNotFoundError})
+            raise HttpResponseError(response=response)
+        return response.json() if response.content else None
 
     # --- applications ---
 
     async def get_application(self, unique_name: str) -> Application | None:
-        builder = self.client.applications_with_unique_name(unique_name)
-        return await maybe(lambda: _application(builder.get(_select())))
+        path = f"/applications(uniqueName='{_key_value(unique_name)}')"
+        found = await maybe(lambda: self._send("GET", path, params={"$select": SELECT}))
+        return None if found is None else _application(found)
 
     async def upsert_application(
         self, unique_name: str, display_name: str, tags: list[str], notes: str
     ) -> Application:
         """Create the application under its stable uniqueName, or update it."""
-        body = GraphApplication(
-            display_name=display_name,
-            tags=tags,
-            notes=notes,
-            sign_in_audience="AzureADMyOrg",
-        )
-        builder = self.client.applications_with_unique_name(unique_name)
-        await call(lambda: builder.patch(body, _create_if_missing()))
+        body = {
+            "displayName": display_name,
+            "tags": tags,
+            "notes": notes,
+            "signInAudience": "AzureADMyOrg",
+        }
+        path = f"/applications(uniqueName='{_key_value(unique_name)}')"
+        await call(lambda: self._send("PATCH", path, body, headers=CREATE_IF_MISSING))
         found = await self.get_application(unique_name)
         if found is None:  # Graph replicates; the next reconcile will see it
-            raise classify(APIError("application not visible yet", 404))
+            raise _not_visible("application")
         return found
 
     async def delete_application(self, object_id: str) -> None:
-        await call(lambda: self.client.applications.by_application_id(object_id).delete())
+        await call(lambda: self._send("DELETE", f"/applications/{_segment(object_id)}"))
 
     async def set_keys(self, object_id: str, keys: list[NewKey]) -> None:
         """Replace the application's certificates with `keys` (PATCH takes the whole list,
         so callers pass every key to keep, with its certificate)."""
-        body = GraphApplication(
-            key_credentials=[
-                GraphKeyCredential(
-                    key_id=uuid.UUID(k.key_id),
-                    display_name=k.display_name,
-                    type="AsymmetricX509Cert",
-                    usage="Verify",
-                    key=k.der,
-                    start_date_time=k.not_before,
-                    end_date_time=k.not_after,
-                    custom_key_identifier=hashlib.sha1(k.der).digest(),  # noqa: S324 (thumbprint)
-                )
+        body = {
+            "keyCredentials": [
+                {
+                    "keyId": k.key_id,
+                    "displayName": k.display_name,
+                    "type": "AsymmetricX509Cert",
+                    "usage": "Verify",
+                    "key": base64.b64encode(k.der).decode(),
+                    "startDateTime": _iso(k.not_before),
+                    "endDateTime": _iso(k.not_after),
+                    "customKeyIdentifier": base64.b64encode(
+                        hashlib.sha1(k.der).digest()  # noqa: S324 (thumbprint)
+                    ).decode(),
+                }
                 for k in keys
             ]
-        )
-        await call(lambda: self.client.applications.by_application_id(object_id).patch(body))
+        }
+        path = f"/applications/{_segment(object_id)}"
+        await call(lambda: self._send("PATCH", path, body))
 
     async def add_password(
         self, object_id: str, display_name: str, not_after: datetime
     ) -> tuple[PasswordCredential, str]:
         """A new client secret; its text is returned once and never again."""
-        body = AddPasswordPostRequestBody(
-            password_credential=GraphPasswordCredential(
-                display_name=display_name, end_date_time=not_after
-            )
-        )
-        builder = self.client.applications.by_application_id(object_id).add_password
-        created = await call(lambda: builder.post(body))
-        if created is None or not created.secret_text:
-            raise classify(APIError("addPassword returned no secret", 500))
-        return _password(created), created.secret_text
+        body = {"passwordCredential": {"displayName": display_name, "endDateTime": _iso(not_after)}}
+        path = f"/applications/{_segment(object_id)}/addPassword"
+        created = await call(lambda: self._send("POST", path, body))
+        if not isinstance(created, dict) or not created.get("secretText"):
+            raise classify(_graph_error(500, "addPassword returned no secret"))
+        return _password(created), str(created["secretText"])
 
     async def remove_password(self, object_id: str, key_id: str) -> None:
-        body = RemovePasswordPostRequestBody(key_id=uuid.UUID(key_id))
-        builder = self.client.applications.by_application_id(object_id).remove_password
-        await call(lambda: builder.post(body))
+        path = f"/applications/{_segment(object_id)}/removePassword"
+        await call(lambda: self._send("POST", path, {"keyId": key_id}))
 
     # --- service principals ---
 
     async def get_service_principal(self, app_id: str) -> ServicePrincipal | None:
-        builder = self.client.service_principals_with_app_id(app_id)
-        found = await maybe(lambda: builder.get())
-        if found is None or not found.id:
+        path = f"/servicePrincipals(appId='{_key_value(app_id)}')"
+        found = await maybe(lambda: self._send("GET", path))
+        if not isinstance(found, dict) or not found.get("id"):
             return None
-        return ServicePrincipal(object_id=str(found.id), app_id=app_id)
+        return ServicePrincipal(object_id=str(found["id"]), app_id=app_id)
 
     async def create_service_principal(self, app_id: str, tags: list[str]) -> ServicePrincipal:
         """Create (or find, if a previous attempt got this far) the app's principal."""
-        builder = self.client.service_principals_with_app_id(app_id)
-        await call(lambda: builder.patch(GraphServicePrincipal(tags=tags), _create_if_missing()))
+        path = f"/servicePrincipals(appId='{_key_value(app_id)}')"
+        await call(lambda: self._send("PATCH", path, {"tags": tags}, headers=CREATE_IF_MISSING))
         found = await self.get_service_principal(app_id)
         if found is None:
-            raise classify(APIError("service principal not visible yet", 404))
+            raise _not_visible("service principal")
         return found
 
     # --- federated credentials ---
 
     async def list_federated_credentials(self, object_id: str) -> list[FederatedCredential]:
-        builder = self.client.applications.by_application_id(object_id)
-        page = await call(lambda: builder.federated_identity_credentials.get())
+        link: str | None = f"/applications/{_segment(object_id)}/federatedIdentityCredentials"
         found: list[FederatedCredential] = []
-        while page is not None:
+        while link:
+            page = await call(lambda link=link: self._send("GET", link))  # type: ignore[misc]
             found += [
                 FederatedCredential(
-                    f.name or "", f.issuer or "", f.subject or "", tuple(f.audiences or [])
+                    f.get("name") or "",
+                    f.get("issuer") or "",
+                    f.get("subject") or "",
+                    tuple(f.get("audiences") or []),
                 )
-                for f in page.value or []
+                for f in (page or {}).get("value") or []
             ]
-            link = page.odata_next_link
-            if not link:
-                break
-            nxt = builder.federated_identity_credentials.with_url(link)
-            page = await call(lambda nxt=nxt: nxt.get())  # type: ignore[misc]
+            link = (page or {}).get("@odata.nextLink")
         return found
 
     async def put_federated_credential(
         self, object_id: str, credential: FederatedCredential, *, exists: bool
     ) -> None:
-        body = FederatedIdentityCredential(
-            name=credential.name,
-            issuer=credential.issuer,
-            subject=credential.subject,
-            audiences=list(credential.audiences),
-        )
-        fics = self.client.applications.by_application_id(object_id).federated_identity_credentials
-        if exists:
-            item = fics.by_federated_identity_credential_id(credential.name)
-            body.name = None  # the name is the key and immutable
-            await call(lambda: item.patch(body))
+        body: dict[str, Any] = {
+            "issuer": credential.issuer,
+            "subject": credential.subject,
+            "audiences": list(credential.audiences),
+        }
+        credentials = f"/applications/{_segment(object_id)}/federatedIdentityCredentials"
+        if exists:  # the name is the key and immutable
+            item = f"{credentials}/{_segment(credential.name)}"
+            await call(lambda: self._send("PATCH", item, body))
         else:
-            await call(lambda: fics.post(body))
+            await call(lambda: self._send("POST", credentials, {"name": credential.name, **body}))
 
     async def delete_federated_credential(self, object_id: str, name: str) -> None:
-        fics = self.client.applications.by_application_id(object_id).federated_identity_credentials
-        await call(lambda: fics.by_federated_identity_credential_id(name).delete())
+        path = f"/applications/{_segment(object_id)}/federatedIdentityCredentials/{_segment(name)}"
+        await call(lambda: self._send("DELETE", path))
 
 
-async def _count(response: httpx.Response) -> None:
-    segments = [s for s in response.request.url.path.split("/") if s and s != "v1.0"]
-    kind = segments[0].split("(")[0] if segments else "other"
-    action = segments[-1] if len(segments) > 2 else ""
-    operation = f"graph/{kind}{'/' + action if action.startswith(('add', 'remove')) else ''}"
-    AZURE_REQUESTS.labels(f"{operation}/{response.request.method}", str(response.status_code)).inc()
+def _segment(value: str) -> str:
+    return quote(value, safe="")
 
 
-async def _application(pending: Awaitable[GraphApplication | None]) -> Application:
-    model = await pending
-    if model is None:
-        raise classify(APIError("empty application response", 404))
+def _key_value(value: str) -> str:
+    """A string inside an OData key, as in applications(uniqueName='...')."""
+    return quote(value.replace("'", "''"), safe="")
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _time(value: Any) -> datetime:
+    return aware(datetime.fromisoformat(value) if isinstance(value, str) and value else None)
+
+
+def _graph_error(status: int, message: str, code: str | None = None) -> HttpResponseError:
+    error = HttpResponseError(message=message)
+    error.status_code = status
+    if code is not None:
+        error.error = ODataV4Format({"code": code, "message": message})
+    return error
+
+
+def _not_visible(what: str) -> AzureFailure:
+    """Graph replicates between its own replicas: what was just written may not be
+    readable yet, which Graph itself answers as Request_ResourceNotFound (retried soon)."""
+    return classify(_graph_error(404, f"{what} not visible yet", "Request_ResourceNotFound"))
+
+
+def _application(model: dict[str, Any]) -> Application:
     return Application(
-        object_id=str(model.id),
-        app_id=str(model.app_id),
-        display_name=model.display_name or "",
-        unique_name=model.unique_name,
-        tags=tuple(model.tags or ()),
-        keys=tuple(_key(k) for k in model.key_credentials or ()),
-        passwords=tuple(_password(p) for p in model.password_credentials or ()),
+        object_id=str(model["id"]),
+        app_id=str(model["appId"]),
+        display_name=model.get("displayName") or "",
+        unique_name=model.get("uniqueName"),
+        tags=tuple(model.get("tags") or ()),
+        keys=tuple(_key(k) for k in model.get("keyCredentials") or ()),
+        passwords=tuple(_password(p) for p in model.get("passwordCredentials") or ()),
     )
 
 
-def _key(model: GraphKeyCredential) -> KeyCredential:
-    der = model.key if isinstance(model.key, bytes) else None
-    if der is None and isinstance(model.key, str):
-        der = base64.b64decode(model.key)
+def _key(model: dict[str, Any]) -> KeyCredential:
+    der = base64.b64decode(model["key"]) if model.get("key") else None
+    identifier = model.get("customKeyIdentifier")
     thumbprint = (
         hashlib.sha1(der).hexdigest().upper()  # noqa: S324 (thumbprint, not security)
         if der
-        else (model.custom_key_identifier or b"").hex().upper()
+        else (base64.b64decode(identifier) if identifier else b"").hex().upper()
     )
     return KeyCredential(
-        key_id=str(model.key_id),
-        display_name=model.display_name or "",
+        key_id=str(model.get("keyId")),
+        display_name=model.get("displayName") or "",
         thumbprint=thumbprint,
-        not_before=aware(model.start_date_time),
-        not_after=aware(model.end_date_time),
+        not_before=_time(model.get("startDateTime")),
+        not_after=_time(model.get("endDateTime")),
         der=der,
     )
 
 
-def _password(model: GraphPasswordCredential) -> PasswordCredential:
+def _password(model: dict[str, Any]) -> PasswordCredential:
     return PasswordCredential(
-        key_id=str(model.key_id),
-        display_name=model.display_name or "",
-        hint=model.hint or "",
-        not_before=aware(model.start_date_time),
-        not_after=aware(model.end_date_time),
+        key_id=str(model.get("keyId")),
+        display_name=model.get("displayName") or "",
+        hint=model.get("hint") or "",
+        not_before=_time(model.get("startDateTime")),
+        not_after=_time(model.get("endDateTime")),
     )
