@@ -7,7 +7,15 @@ import uuid
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.azure import admin_credential, authorization_client
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.operator import (
+    OperatorProcess,
+    apply,
+    events,
+    get,
+    wait_gone,
+    wait_ready,
+    wait_reason,
+)
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
 
@@ -303,3 +311,72 @@ def test_recreated_identity_moves_its_bindings_to_the_new_principal(
     wait_until(moved, timeout=60, what="the binding to follow the recreated identity")
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "was missing in Azure and was created again" in events
+
+
+def _no_write(action: str) -> str:
+    return f"(!(ActionMatches{{'Microsoft.MachineLearningServices/workspaces/{action}'}}))"
+
+
+def test_the_abac_condition_is_reconciled_and_never_adopted_when_it_differs(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    apply(cluster, "WorkloadIdentity", "conditioned", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "conditioned", namespace)["status"]["principalId"]
+    spec = {
+        "role": {"builtIn": "Reader"},
+        "subjects": [{"workloadIdentity": "conditioned"}],
+        "scope": WS,
+    }
+    apply(cluster, "MLRoleBinding", "conditioned", spec, namespace)
+    [record] = wait_ready(cluster, "mlrb", "conditioned", namespace)["status"]["assignments"]
+    assert admin.role_assignments.get(WORKSPACE, record["name"]).condition is None
+
+    def condition_in_azure() -> str | None:
+        return admin.role_assignments.get(WORKSPACE, record["name"]).condition  # type: ignore[no-any-return]
+
+    # A condition added, then tightened, then removed: the same assignment rewritten.
+    for condition in (_no_write("write"), f"{_no_write('write')} AND {_no_write('delete')}", None):
+        apply(cluster, "MLRoleBinding", "conditioned", {**spec, "condition": condition}, namespace)
+        wait_until(
+            lambda c=condition: condition_in_azure() == c,  # type: ignore[misc]
+            timeout=30,
+            what=f"the assignment's condition to become {condition!r}",
+        )
+        obj = wait_ready(cluster, "mlrb", "conditioned", namespace)
+        assert [a["name"] for a in obj["status"]["assignments"]] == [record["name"]]
+    assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)]
+    assert any(e[1] == "ConditionUpdated" for e in events(cluster, namespace, "conditioned"))
+
+    # Someone else's grant of the same role under another condition: not adopted, not
+    # changed, reported.
+    apply(cluster, "WorkloadIdentity", "theirs", {"managedIdentity": MI}, namespace)
+    other = wait_ready(cluster, "wid", "theirs", namespace)["status"]["principalId"]
+    foreign = str(uuid.uuid4())
+    admin.role_assignments.create(
+        WORKSPACE,
+        foreign,
+        {
+            "role_definition_id": ROLES + READER,
+            "principal_id": other,
+            "principal_type": "ServicePrincipal",
+            "condition": _no_write("delete"),
+            "condition_version": "2.0",
+        },
+    )
+    apply(
+        cluster,
+        "MLRoleBinding",
+        "theirs",
+        {**spec, "subjects": [{"workloadIdentity": "theirs"}]},
+        namespace,
+    )
+    found = wait_reason(cluster, "mlrb", "theirs", "Conflict", namespace)
+    assert found["status"] == "False"
+    assert foreign in found["message"]
+    assert "differs from the spec's" in found["message"]
+    assert assignments(azlocal, WORKSPACE, other) == [(foreign, READER)]
+    assert admin.role_assignments.get(WORKSPACE, foreign).condition == _no_write("delete")
+    cluster.kubectl("delete", "mlrb", "theirs", "-n", namespace)
+    wait_gone(cluster, "mlrb", "theirs", namespace)
+    assert assignments(azlocal, WORKSPACE, other) == [(foreign, READER)], "never ours to delete"

@@ -14,7 +14,13 @@ from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignm
 from aml_identity.api.workloadidentity import WorkloadIdentitySpec
 from aml_identity.azure.errors import TABLE, classify
 from aml_identity.reconcile import names
-from aml_identity.reconcile.binding import Owned, Principal, plan_binding, role_definition_id
+from aml_identity.reconcile.binding import (
+    BindingPlan,
+    Owned,
+    Principal,
+    plan_binding,
+    role_definition_id,
+)
 from aml_identity.reconcile.identity import Owner, SpecError, desired_identity, plan_identity
 from aml_identity.reconcile.names import ADOPTABLE_TAG
 from aml_identity.reconcile.role import definition_body, plan_role
@@ -217,7 +223,9 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
 # --- binding plan --------------------------------------------------------------------
 
 
-def assignment(name: str, principal: str, role: str = READER) -> RoleAssignment:
+def assignment(
+    name: str, principal: str, role: str = READER, condition: str | None = None
+) -> RoleAssignment:
     return RoleAssignment(
         f"{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}",
         name,
@@ -225,7 +233,66 @@ def assignment(name: str, principal: str, role: str = READER) -> RoleAssignment:
         role,
         principal,
         "ServicePrincipal",
+        condition,
     )
+
+
+CONDITION = (
+    "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers:name] StringEquals 'x'"
+)
+
+
+def test_binding_rewrites_its_own_assignment_when_the_condition_differs() -> None:
+    p1 = Principal("wid a", "p1", "ServicePrincipal")
+    ours = names.role_assignment_name(SCOPE, READER, "p1")
+
+    def plan(observed: str | None, desired: str | None) -> BindingPlan:
+        return plan_binding(
+            scope=SCOPE,
+            role_definition=READER,
+            principals=[p1],
+            observed={"p1": [assignment(ours, "p1", condition=observed)]},
+            owned=[Owned(ours, SCOPE, "p1", READER, True)],
+            condition=desired,
+        )
+
+    # A condition added, tightened or removed in the spec: the same assignment again.
+    for observed, desired in ((None, CONDITION), (CONDITION, CONDITION + "x"), (CONDITION, None)):
+        changed = plan(observed, desired)
+        assert [u.name for u in changed.updates] == [ours], (observed, desired)
+        assert (changed.creates, changed.deletes, changed.empty) == ((), (), False)
+        assert "set the condition" in changed.changes[0]
+    assert plan(CONDITION, CONDITION).empty
+    assert plan(None, "").empty, "no condition and an empty one are the same to Azure"
+
+
+def test_binding_never_adopts_an_assignment_with_another_condition() -> None:
+    p1 = Principal("wid a", "p1", "ServicePrincipal")
+    theirs = "11111111-1111-1111-1111-111111111111"
+    for observed, desired in ((None, CONDITION), (CONDITION, None)):
+        plan = plan_binding(
+            scope=SCOPE,
+            role_definition=READER,
+            principals=[p1],
+            observed={"p1": [assignment(theirs, "p1", condition=observed)]},
+            owned=[],
+            condition=desired,
+        )
+        assert (plan.keep, plan.creates, plan.updates, plan.deletes) == ((), (), (), ())
+        [conflict] = plan.conflicts
+        assert conflict.assignment == theirs
+        assert "differs from the spec's" in conflict.message
+    # The same condition: adopted as before, and never deleted.
+    adopted = plan_binding(
+        scope=SCOPE,
+        role_definition=READER,
+        principals=[p1],
+        observed={"p1": [assignment(theirs, "p1", condition=CONDITION)]},
+        owned=[],
+        condition=CONDITION,
+    )
+    assert [(k.name, k.created) for k in adopted.keep] == [(theirs, False)]
+    assert adopted.conflicts == ()
 
 
 def test_binding_creates_missing_and_keeps_present() -> None:

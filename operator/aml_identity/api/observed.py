@@ -48,6 +48,7 @@ class RoleAssignment:
     role_definition_id: str
     principal_id: str
     principal_type: str
+    condition: str | None = None  # ABAC (conditionVersion 2.0); None: unconditional
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,7 @@ def _assignment_json(item: dict[str, Any]) -> RoleAssignment:
         role_definition_id=properties.get("roleDefinitionId", ""),
         principal_id=properties.get("principalId", ""),
         principal_type=properties.get("principalType", ""),
+        condition=properties.get("condition") or None,
     )
 
 
@@ -403,4 +404,5 @@ def _assignment(model: Any) -> RoleAssignment:
         role_definition_id=model.role_definition_id,
         principal_id=model.principal_id,
         principal_type=model.principal_type,
+        condition=model.condition or None,
     )

@@ -275,7 +275,12 @@ async def _apply(
     role_id, role_name = role.definition_id, role.name
     owned = _owned(binding)
     plan = plan_binding(
-        scope=scope, role_definition=role_id, principals=principals, observed=observed, owned=owned
+        scope=scope,
+        role_definition=role_id,
+        principals=principals,
+        observed=observed,
+        owned=owned,
+        condition=binding.spec.condition,
     )
     status_base = {"roleName": role_name, "roleDefinitionId": role_id, "scope": scope}
     observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
@@ -283,15 +288,16 @@ async def _apply(
         # Observe never creates, but it does not shelter a grant a policy revoked.
         plan = replace(plan, creates=())
     elif observe_only or not deps.manage:
-        if plan.empty:
+        pending = [*plan.changes, *(c.message for c in plan.conflicts)]
+        if not pending:
             return Outcome(
                 Reason.RECONCILED, "Azure matches the spec (observe only)", status=status_base
             )
         return Outcome(
             Reason.DRIFT_DETECTED,
-            f"{len(plan.changes)} change(s) pending; managementPolicy is Observe",
+            f"{len(pending)} change(s) pending; managementPolicy is Observe",
             status=status_base,
-            pending_changes=list(plan.changes),
+            pending_changes=pending,
         )
     events: list[Event] = []
     records = [_record(k, principals) for k in plan.keep]
@@ -320,6 +326,28 @@ async def _apply(
                     f"Assigned {role_name} to {create.principal.subject} at {scope}",
                 )
             )
+        for update in plan.updates:
+            # The same assignment written again: its condition is replaced in place, so
+            # the grant never lapses and never widens in between.
+            await deps.gateway.create_assignment(
+                scope,
+                update.name,
+                role_definition_id=role_id,
+                principal_id=update.principal.principal_id,
+                principal_type=update.principal.principal_type,
+                description=binding.spec.description,
+                condition=binding.spec.condition,
+            )
+            writes += 1
+            condition = "the spec's condition" if binding.spec.condition else "no condition"
+            events.append(
+                Event(
+                    "Normal",
+                    "ConditionUpdated",
+                    f"Role assignment {update.name} of {update.principal.subject} now has "
+                    f"{condition}",
+                )
+            )
         for stale in plan.deletes:
             await deps.gateway.delete_assignment(stale.scope, stale.name)
             writes += 1
@@ -344,6 +372,15 @@ async def _apply(
         outcome.events = events + outcome.events
         outcome.azure_writes = writes
         return outcome
+    if plan.conflicts:
+        message = "; ".join(c.message for c in plan.conflicts)
+        return Outcome(
+            Reason.CONFLICT,
+            message,
+            status={**status_base, "assignments": records},
+            events=[*events, Event("Warning", Reason.CONFLICT.value, message)],
+            azure_writes=writes,
+        )
     count = len(records)
     return Outcome(
         Reason.RECONCILED,
