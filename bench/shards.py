@@ -130,6 +130,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    scale.compile_operator()
     one = run(1, args.n // 2, args.namespaces // 2, args.latency_ms, args.timeout)
     two = run(2, args.n, args.namespaces, args.latency_ms, args.timeout)
     ratio = (

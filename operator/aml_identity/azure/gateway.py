@@ -342,19 +342,12 @@ def _subscription(scope: str, default: str) -> str:
 
 
 def _identity_of(model: Any) -> Identity:
-    return Identity(
-        id=model.id,
-        name=model.name,
-        location=model.location,
-        tags=dict(model.tags or {}),
-        client_id=model.client_id,
-        principal_id=model.principal_id,
-        tenant_id=model.tenant_id,
-    )
+    """From an SDK model, through its wire form: one mapping for models and listings."""
+    return _identity_json(model.serialize(keep_readonly=True))
 
 
 def _identity_json(item: dict[str, Any]) -> Identity:
-    """An identity from a listing's JSON (azure/pages.py), as `_identity_of` from a model."""
+    """An identity from its JSON (a listing's item, azure/pages.py, or a model's wire form)."""
     properties = item.get("properties") or {}
     return Identity(
         id=item["id"],
@@ -397,12 +390,4 @@ def _definition(model: Any) -> RoleDefinition:
 
 
 def _assignment(model: Any) -> RoleAssignment:
-    return RoleAssignment(
-        id=model.id,
-        name=model.name,
-        scope=model.scope,
-        role_definition_id=model.role_definition_id,
-        principal_id=model.principal_id,
-        principal_type=model.principal_type,
-        condition=model.condition or None,
-    )
+    return _assignment_json(model.serialize(keep_readonly=True))

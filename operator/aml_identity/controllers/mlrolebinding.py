@@ -15,6 +15,7 @@ from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.controllers.waiters import Key
 from aml_identity.reconcile.binding import (
+    Create,
     Owned,
     Principal,
     plan_binding,
@@ -302,19 +303,25 @@ async def _apply(
     events: list[Event] = []
     records = [_record(k, principals) for k in plan.keep]
     writes = 0
+
+    async def put(wanted: Create) -> RoleAssignment:
+        """One of this binding's assignments, as the spec says (a new one, or the same
+        one written again)."""
+        return await deps.gateway.create_assignment(
+            scope,
+            wanted.name,
+            role_definition_id=role_id,
+            principal_id=wanted.principal.principal_id,
+            principal_type=wanted.principal.principal_type,
+            description=binding.spec.description,
+            condition=binding.spec.condition,
+        )
+
     try:
         # New assignments first, old ones after: a change of role, scope or subject never
         # leaves the principal without access in between.
         for create in plan.creates:
-            made = await deps.gateway.create_assignment(
-                scope,
-                create.name,
-                role_definition_id=role_id,
-                principal_id=create.principal.principal_id,
-                principal_type=create.principal.principal_type,
-                description=binding.spec.description,
-                condition=binding.spec.condition,
-            )
+            made = await put(create)
             writes += 1
             records.append(
                 _record(Owned(made.name, scope, made.principal_id, role_id, True), principals)
@@ -329,15 +336,7 @@ async def _apply(
         for update in plan.updates:
             # The same assignment written again: its condition is replaced in place, so
             # the grant never lapses and never widens in between.
-            await deps.gateway.create_assignment(
-                scope,
-                update.name,
-                role_definition_id=role_id,
-                principal_id=update.principal.principal_id,
-                principal_type=update.principal.principal_type,
-                description=binding.spec.description,
-                condition=binding.spec.condition,
-            )
+            await put(update)
             writes += 1
             condition = "the spec's condition" if binding.spec.condition else "no condition"
             events.append(
