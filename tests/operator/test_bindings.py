@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
@@ -346,7 +347,11 @@ def test_the_abac_condition_is_reconciled_and_never_adopted_when_it_differs(
         obj = wait_ready(cluster, "mlrb", "conditioned", namespace)
         assert [a["name"] for a in obj["status"]["assignments"]] == [record["name"]]
     assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)]
-    assert any(e[1] == "ConditionUpdated" for e in events(cluster, namespace, "conditioned"))
+    wait_until(  # events are posted after the status
+        lambda: any(e[1] == "ConditionUpdated" for e in events(cluster, namespace, "conditioned")),
+        timeout=30,
+        what="a ConditionUpdated event",
+    )
 
     # Someone else's grant of the same role under another condition: not adopted, not
     # changed, reported.
@@ -380,3 +385,74 @@ def test_the_abac_condition_is_reconciled_and_never_adopted_when_it_differs(
     cluster.kubectl("delete", "mlrb", "theirs", "-n", namespace)
     wait_gone(cluster, "mlrb", "theirs", namespace)
     assert assignments(azlocal, WORKSPACE, other) == [(foreign, READER)], "never ours to delete"
+
+
+def test_a_removed_subject_loses_the_role_while_a_new_one_is_still_missing(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    apply(cluster, "WorkloadIdentity", "leaving", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "leaving", namespace)["status"]["principalId"]
+    spec = {"role": {"builtIn": "Reader"}, "subjects": [{"workloadIdentity": "leaving"}]}
+    apply(cluster, "MLRoleBinding", "handover", {**spec, "scope": WS}, namespace)
+    [record] = wait_ready(cluster, "mlrb", "handover", namespace)["status"]["assignments"]
+    assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)]
+
+    # The subject is replaced by one that does not exist yet: the binding waits for it,
+    # but the subject that left loses the role now.
+    replaced = {**spec, "subjects": [{"workloadIdentity": "arriving"}], "scope": WS}
+    apply(cluster, "MLRoleBinding", "handover", replaced, namespace)
+    wait_reason(cluster, "mlrb", "handover", "WaitingForDependency", namespace)
+    wait_until(
+        lambda: assignments(azlocal, WORKSPACE, principal) == [],
+        timeout=30,
+        what="the removed subject's assignment to be deleted",
+    )
+
+    def recorded() -> list[Any] | None:
+        found = get(cluster, "mlrb", "handover", namespace)
+        return None if found is None else found["status"].get("assignments")
+
+    wait_until(
+        lambda: recorded() == [],
+        timeout=30,
+        what="the binding's status to forget the removed assignment",
+    )
+    wait_until(  # events are posted after the status
+        lambda: any(
+            e[1] == "Unassigned" and "workloadIdentity leaving is no longer a subject" in e[2]
+            for e in events(cluster, namespace, "handover")
+        ),
+        timeout=30,
+        what="an Unassigned event naming the subject that left",
+    )
+
+
+def test_a_custom_role_whose_status_was_lost_is_still_deleted(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """As after a crash between writing the role and recording it, or a restore from a
+    backup without status: the delete finds the role by the name it derives."""
+    role_name = f"ml-lost-{namespace}"
+    apply(
+        cluster,
+        "MLRole",
+        role_name,
+        {
+            "roleName": f"ML Lost Status {namespace}",
+            "permissions": {
+                "actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read"]
+            },
+            "assignableScopes": [RG_ML],
+        },
+    )
+    guid = wait_ready(cluster, "mlroles", role_name)["status"]["roleDefinitionName"]
+    client = authorization_client(azlocal, admin_credential(azlocal))
+    assert client.role_definitions.get(RG_ML, guid).role_name == f"ML Lost Status {namespace}"
+    cluster.kubectl(
+        "patch", "mlroles", role_name, "--subresource=status", "--type=json",
+        "-p", '[{"op": "remove", "path": "/status/roleDefinitionName"}]',
+    )  # fmt: skip
+    cluster.kubectl("delete", "mlroles", role_name, "--wait=false")
+    wait_gone(cluster, "mlroles", role_name)
+    left = [d.name for d in client.role_definitions.list(RG_ML, filter="type eq 'CustomRole'")]
+    assert guid not in left, "the custom role leaked"

@@ -28,7 +28,15 @@ from support.azure import (
     secret_credential,
 )
 from support.graph import as_principal
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.operator import (
+    OperatorProcess,
+    apply,
+    events,
+    get,
+    wait_gone,
+    wait_ready,
+    wait_reason,
+)
 from support.poll import wait_until
 from support.world import ENDPOINT, ML_API, RG_ML, WORKSPACE
 
@@ -262,6 +270,14 @@ def test_client_secret_is_discouraged_but_works_and_orphan_keeps_everything(
     text = data["AZURE_CLIENT_SECRET"].decode()
     assert text not in json.dumps(obj)
     assert text not in operator.logs()
+    # Not even its first characters (Entra's hint) in an event or the log.
+
+    def posted() -> str:
+        return " ".join(message for _, _, message in events(cluster, namespace, "legacy"))
+
+    wait_until(lambda: "client secret (key " in posted(), timeout=30, what="the Issued event")
+    assert f"client secret {text[:3]}" not in posted()
+    assert f"client secret {text[:3]}" not in operator.logs()
     credential = secret_credential(azlocal, status["clientId"], text)
     assert credential.get_token(ARM_SCOPE).token
 

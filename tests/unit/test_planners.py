@@ -441,6 +441,8 @@ def http_error(
             Reason.RECONCILING,
         ),
         (409, "RoleDefinitionWithSameNameExists", False, Reason.CONFLICT),
+        # A grant the shared listing did not show yet: look again with a fresh listing.
+        (409, "RoleAssignmentExists", True, Reason.RECONCILING),
         (400, "SomethingNew", False, Reason.INVALID_SPEC),
         (503, "ServiceUnavailable", True, Reason.AZURE_ERROR),
     ],

@@ -37,7 +37,10 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     (409, "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity"): Rule(
         True, Reason.RECONCILING, FAST
     ),
-    (409, "RoleAssignmentExists"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    # The role is granted under another name that the (shared) listing did not show yet:
+    # look again soon, with a fresh listing (the gateway drops it), and adopt it or
+    # report how it differs.
+    (409, "RoleAssignmentExists"): Rule(True, Reason.RECONCILING, FAST),
     (409, "RoleDefinitionWithSameNameExists"): Rule(False, Reason.CONFLICT, VERY_SLOW),
     (409, "RoleDefinitionHasAssignments"): Rule(True, Reason.DELETION_BLOCKED, SLOW),
     (400, "RoleAssignmentUpdateNotPermitted"): Rule(False, Reason.CONFLICT, VERY_SLOW),

@@ -326,7 +326,12 @@ class Gateway:
         async def run() -> RoleAssignment:
             return _assignment(await self.auth(sub).role_assignments.create(scope, name, body))
 
-        made = await call(run)
+        try:
+            made = await call(run)
+        except AzureFailure as failure:
+            if failure.code == "RoleAssignmentExists":
+                self._assignments.forget(scope.lower())  # it did not show the grant
+            raise
         self._assignments.put(scope.lower(), name, made)
         return made
 

@@ -207,7 +207,8 @@ class SecretStore:
             self.passwords.append(password)
             key_id = password.key_id
             data = secretstore.client_secret_data(self.identity, text)
-            what = f"client secret {password.hint}..."
+            # Not even Entra's hint (the secret's first characters) leaves the Secret.
+            what = "client secret"
         previous = _still_valid(view, now)
         await self.deps.cluster.put_secret(
             self.owner.namespace,

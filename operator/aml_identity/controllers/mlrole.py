@@ -90,12 +90,27 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         or role.spec.management_policy == ManagementPolicy.OBSERVE
     ):
         return Outcome(Reason.DELETING, "custom role left in place")
-    if role.status is None or not role.status.role_definition_name:
-        return Outcome(Reason.DELETING, "no custom role was created")
+    scope = role.spec.assignable_scopes[0]
     try:
-        await deps.gateway.delete_role_definition(
-            role.spec.assignable_scopes[0], role.status.role_definition_name
-        )
+        if role.status is None or not role.status.role_definition_name:
+            # No name in status: the operator may have stopped between writing the role
+            # and recording it. The name it would have written is derived from this
+            # resource, so a role there is this resource's (an adopted one has its own
+            # name and is left alone).
+            guid = role_definition_name(deps.settings.cluster_id, body["metadata"]["name"])
+            try:
+                found = await deps.gateway.get_role_definition(scope, guid)
+            except AzureFailure as failure:
+                if failure.retryable:
+                    raise
+                # Not readable there (forbidden, or the scope is gone): then it was not
+                # writable either, and there is nothing to delete.
+                found = None
+            if found is None or found.role_type != "CustomRole":
+                return Outcome(Reason.DELETING, "no custom role was created")
+        else:
+            guid = role.status.role_definition_name
+        await deps.gateway.delete_role_definition(scope, guid)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"deleting custom role '{role.spec.role_name}'")
         outcome.reason = Reason.DELETION_BLOCKED

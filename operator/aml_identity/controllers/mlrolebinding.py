@@ -143,27 +143,33 @@ def subject_refs(binding: MLRoleBinding) -> list[SubjectRef]:
     ]
 
 
+def subject_label(subject: Subject) -> str:
+    """How status names a subject (its records' `subject`), known without resolving it."""
+    if subject.workload_identity is not None:
+        return f"workloadIdentity {subject.workload_identity}"
+    if subject.principal_id is not None:
+        return f"{subject.principal_type} {subject.principal_id}"
+    return f"system-assigned identity of {subject.system_assigned_identity_of}"
+
+
 async def _principal(deps: Deps, dependent: Key, subject: Subject) -> Principal:
     namespace = str(dependent[1])
+    label = subject_label(subject)
     if subject.workload_identity is not None:
         name = subject.workload_identity
         identity = await _ready_dependency(deps, dependent, "workloadidentities", namespace, name)
         principal = (identity.get("status") or {}).get("principalId")
         if not principal:
             raise Waiting(f"WorkloadIdentity {name} is not Ready")
-        return Principal(f"workloadIdentity {name}", principal, "ServicePrincipal")
+        return Principal(label, principal, "ServicePrincipal")
     if subject.principal_id is not None:
-        return Principal(
-            f"{subject.principal_type} {subject.principal_id}",
-            subject.principal_id,
-            str(subject.principal_type),
-        )
+        return Principal(label, subject.principal_id, str(subject.principal_type))
     assert subject.system_assigned_identity_of is not None
     resource = subject.system_assigned_identity_of
     principal_id = await deps.gateway.system_assigned_principal(resource)
     if principal_id is None:
         raise Invalid(f"{resource} has no system-assigned identity")
-    return Principal(f"system-assigned identity of {resource}", principal_id, "ServicePrincipal")
+    return Principal(label, principal_id, "ServicePrincipal")
 
 
 def _owned(binding: MLRoleBinding) -> list[Owned]:
@@ -183,10 +189,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     dependent: Key = ("mlrolebindings", namespace, name)
     try:
         role = await resolve_role(deps, binding, scope, dependent)
-    except Waiting as waiting:
-        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(waiting))
-    except Invalid as invalid:
-        return _invalid(str(invalid))
+    except (Waiting, Invalid) as stuck:
+        # Subjects the spec no longer names lose the role now, not when the rest resolves.
+        outcome = _stuck(stuck)
+        await _release_early(deps, binding, [], outcome)
+        return outcome
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading the role definition")
     # The policy decides before any subject is resolved or any assignment written.
@@ -207,14 +214,10 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         }
     except (Waiting, Invalid) as stuck:
         # Waiting for (or unable to use) an allowed subject must not delay revoking the
-        # denied ones: a new subject that never resolves would otherwise keep them.
-        outcome = (
-            Outcome(Reason.WAITING_FOR_DEPENDENCY, str(stuck))
-            if isinstance(stuck, Waiting)
-            else _invalid(str(stuck))
-        )
-        if verdict.enforced and denied:
-            await _revoke(deps, binding, denied, outcome)
+        # denied ones, nor releasing subjects the spec no longer names: a new subject that
+        # never resolves would otherwise keep them.
+        outcome = _stuck(stuck)
+        await _release_early(deps, binding, denied if verdict.enforced else [], outcome)
         return with_verdict(outcome, verdict, KIND, namespace, name)
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role assignments")
@@ -223,14 +226,22 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     return with_verdict(outcome, verdict, KIND, namespace, name)
 
 
-async def _revoke(
+def _stuck(stuck: Waiting | Invalid) -> Outcome:
+    if isinstance(stuck, Waiting):
+        return Outcome(Reason.WAITING_FOR_DEPENDENCY, str(stuck))
+    return _invalid(str(stuck))
+
+
+async def _release_early(
     deps: Deps, binding: MLRoleBinding, denied: list[Subject], outcome: Outcome
 ) -> None:
-    """Delete the assignments this binding made for `denied` subjects (recorded in its
-    status), without resolving anything else; the outcome records what was done."""
+    """Before the spec is fully resolved: delete the assignments this binding made (as
+    recorded in its status) for subjects a policy denies (`denied`: a revocation) or the
+    spec no longer names, without resolving anything else. The outcome records what was
+    done. Changes of role or scope wait for the new assignments (additive)."""
     if not deps.manage or binding.status is None:
         return
-    ids = {s.principal_id.lower() for s in denied if s.principal_id}
+    denied_ids = {s.principal_id.lower() for s in denied if s.principal_id}
     for subject in denied:
         if subject.system_assigned_identity_of is not None:
             with contextlib.suppress(AzureFailure):
@@ -238,10 +249,15 @@ async def _revoke(
                     subject.system_assigned_identity_of
                 )
                 if found:
-                    ids.add(found.lower())
+                    denied_ids.add(found.lower())
+    observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
+    named = {subject_label(s) for s in binding.spec.subjects}
     kept = []
     for record in binding.status.assignments:
-        if not (record.created and record.principal_id.lower() in ids):
+        revoking = record.principal_id.lower() in denied_ids
+        # Observe never removes on its own; only a policy's revocation reaches it.
+        removed = not observe_only and record.subject is not None and record.subject not in named
+        if not (record.created and (revoking or removed)):
             kept.append(record.model_dump(by_alias=True, mode="json"))
             continue
         try:
@@ -251,8 +267,13 @@ async def _revoke(
             outcome.events.append(Event("Warning", failure.reason.value, str(failure)))
             continue
         outcome.azure_writes += 1
+        what = f"role assignment {record.name} ({record.principal_id}) at {record.scope}"
         outcome.events.append(
-            revoked(f"role assignment {record.name} ({record.principal_id}) at {record.scope}")
+            revoked(what)
+            if revoking
+            else Event(
+                "Normal", "Unassigned", f"Removed {what}: {record.subject} is no longer a subject"
+            )
         )
     outcome.status["assignments"] = kept
 
