@@ -194,7 +194,12 @@ class MLRoleBindingSpec(ApiModel):
     condition: str | None = Field(
         default=None,
         max_length=8192,
-        description="Optional ABAC condition (conditionVersion 2.0) on every assignment.",
+        description=(
+            "Optional ABAC condition (conditionVersion 2.0) on every assignment. Changing "
+            "it rewrites this binding's assignments in place; an assignment of the role "
+            "made outside the binding under another condition is reported as Conflict, "
+            "never adopted."
+        ),
     )
     description: str | None = Field(
         default=None, max_length=1024, description="Description stored on each assignment."
