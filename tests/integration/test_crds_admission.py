@@ -113,6 +113,20 @@ INVALID: list[tuple[str, str, dict[str, Any], str]] = [
         '.spec.serviceAccounts: duplicate entries for key [name="a"]',
     ),
     (
+        "duplicate-subject",
+        "MLRoleBinding",
+        {
+            "role": {"builtIn": "Reader"},
+            "subjects": [
+                {"workloadIdentity": "a"},
+                {"workloadIdentity": "b"},
+                {"workloadIdentity": "a"},
+            ],
+            "scope": {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}},
+        },
+        "spec.subjects: Invalid value: each subject may be listed once",
+    ),
+    (
         "twenty-one-credentials",
         "WorkloadIdentity",
         {

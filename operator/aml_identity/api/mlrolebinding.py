@@ -184,6 +184,12 @@ class MLRoleBindingSpec(ApiModel):
         min_length=1,
         max_length=50,
         description="Principals that receive the role; one role assignment each.",
+        json_schema_extra=schema_extra(
+            x_kubernetes_validations=[
+                # A subject listed twice would be granted once and reported twice.
+                cel("self.all(s, self.exists_one(t, t == s))", "each subject may be listed once"),
+            ]
+        ),
     )
     scope: Scope = Field(
         description=(
