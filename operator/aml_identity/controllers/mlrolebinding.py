@@ -252,11 +252,19 @@ async def _release_early(
                     denied_ids.add(found.lower())
     observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
     named = {subject_label(s) for s in binding.spec.subjects}
+    # A principal still named another way (a WorkloadIdentity's principal now listed by
+    # its id) keeps its assignment until the plan decides.
+    named_ids = {s.principal_id.lower() for s in binding.spec.subjects if s.principal_id}
     kept = []
     for record in binding.status.assignments:
         revoking = record.principal_id.lower() in denied_ids
         # Observe never removes on its own; only a policy's revocation reaches it.
-        removed = not observe_only and record.subject is not None and record.subject not in named
+        removed = (
+            not observe_only
+            and record.subject is not None
+            and record.subject not in named
+            and record.principal_id.lower() not in named_ids
+        )
         if not (record.created and (revoking or removed)):
             kept.append(record.model_dump(by_alias=True, mode="json"))
             continue
