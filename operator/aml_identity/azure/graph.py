@@ -22,18 +22,11 @@ from urllib.parse import quote
 
 from azure.core import AsyncPipelineClient
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import (
-    HttpResponseError,
-    ODataV4Format,
-    ResourceNotFoundError,
-    map_error,
-)
+from azure.core.exceptions import HttpResponseError, ODataV4Format, ResourceNotFoundError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import (
     AsyncBearerTokenCredentialPolicy,
-    AsyncRetryPolicy,
     SansIOHTTPPolicy,
-    UserAgentPolicy,
 )
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
@@ -47,11 +40,15 @@ from aml_identity.api.observed import (
     ServicePrincipal,
 )
 from aml_identity.azure.errors import AzureFailure, aware, call, classify, maybe
+from aml_identity.azure.transport import raise_for_status, rest_client
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
 SELECT = "id,appId,displayName,uniqueName,tags,keyCredentials,passwordCredentials"
 CREATE_IF_MISSING = {"Prefer": "create-if-missing"}
+# Only not-found is mapped: a 401 from Graph (e.g. a bad addKey proof) keeps its status
+# and OData code in the failure's message.
+GRAPH_ERRORS: dict[int, type[HttpResponseError]] = {404: ResourceNotFoundError}
 
 
 class CountGraphRequests(SansIOHTTPPolicy):  # type: ignore[type-arg]
@@ -80,16 +77,13 @@ class GraphGateway:
     @property
     def client(self) -> AsyncPipelineClient[Any, Any]:
         if self._client is None:
-            policies: list[Any] = [
-                UserAgentPolicy(sdk_moniker="aml-identity-operator"),
-                AsyncRetryPolicy(),
-                CountGraphRequests(),
-                AsyncBearerTokenCredentialPolicy(self.credential, self.settings.graph_scope),
-            ]
-            self._client = AsyncPipelineClient(
-                base_url=self.settings.graph_endpoint.rstrip("/") + "/v1.0",
-                policies=policies,
-                transport=self.transport,
+            self._client = rest_client(
+                self.settings.graph_endpoint.rstrip("/") + "/v1.0",
+                self.transport,
+                per_retry=[CountGraphRequests()],
+                authentication=AsyncBearerTokenCredentialPolicy(
+                    self.credential, self.settings.graph_scope
+                ),
             )
         return self._client
 
@@ -111,9 +105,7 @@ class GraphGateway:
         url = self.client.format_url(path)  # an absolute @odata.nextLink stays as it is
         request = HttpRequest(method, url, json=body, headers=headers, params=params)
         response = await self.client.send_request(request)
-        if response.status_code >= 400:
-            map_error(response.status_code, response, {404: ResourceNotFoundError})
-            raise HttpResponseError(response=response)
+        raise_for_status(response, ODataV4Format, GRAPH_ERRORS)
         return response.json() if response.content else None
 
     # --- applications ---

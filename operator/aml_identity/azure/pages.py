@@ -14,34 +14,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from azure.core import AsyncPipelineClient
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import (
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    map_error,
-)
-from azure.core.pipeline.policies import (
-    AsyncHTTPPolicy,
-    AsyncRetryPolicy,
-    SansIOHTTPPolicy,
-    UserAgentPolicy,
-)
+from azure.core.pipeline.policies import AsyncHTTPPolicy, SansIOHTTPPolicy
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import HttpRequest
 from azure.mgmt.core.exceptions import ARMErrorFormat
 from azure.mgmt.core.policies import AsyncARMChallengeAuthenticationPolicy
 
+from aml_identity.azure.transport import ARM_ERRORS, raise_for_status, rest_client
+
 # The api-versions the SDK clients send for the same operations (tests/unit checks them).
 MSI_API_VERSION = "2024-11-30"
 AUTHORIZATION_API_VERSION = "2022-04-01"
-
-# As the SDKs' generated operations map them.
-_ERRORS: dict[int, type[HttpResponseError]] = {
-    401: ClientAuthenticationError,
-    404: ResourceNotFoundError,
-}
 
 
 class ArmPages:
@@ -56,14 +40,11 @@ class ArmPages:
         transport: AioHttpTransport,
         per_retry_policies: Sequence[AsyncHTTPPolicy | SansIOHTTPPolicy],  # type: ignore[type-arg]
     ) -> None:
-        policies: list[Any] = [
-            UserAgentPolicy(sdk_moniker="aml-identity-operator"),
-            AsyncRetryPolicy(),
-            *per_retry_policies,
-            AsyncARMChallengeAuthenticationPolicy(credential, scope),
-        ]
-        self._client: AsyncPipelineClient[Any, Any] = AsyncPipelineClient(
-            base_url=endpoint, policies=policies, transport=transport
+        self._client = rest_client(
+            endpoint,
+            transport,
+            per_retry=per_retry_policies,
+            authentication=AsyncARMChallengeAuthenticationPolicy(credential, scope),
         )
 
     async def items(
@@ -73,9 +54,7 @@ class ArmPages:
         request = HttpRequest("GET", url, params={"api-version": api_version, **query})
         while True:
             response = await self._client.send_request(request)
-            if response.status_code != 200:
-                map_error(status_code=response.status_code, response=response, error_map=_ERRORS)
-                raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+            raise_for_status(response, ARMErrorFormat, ARM_ERRORS)
             body = response.json()
             for item in body.get("value") or []:
                 yield item

@@ -12,11 +12,22 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
+from azure.core import AsyncPipelineClient
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ODataV4Format,
+    ResourceNotFoundError,
+    map_error,
+)
 from azure.core.pipeline import PipelineRequest, PipelineResponse
-from azure.core.pipeline.policies import AsyncHTTPPolicy
+from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, UserAgentPolicy
 from azure.core.pipeline.transport import AioHttpTransport
+from azure.core.rest import AsyncHttpResponse
 
 from aml_identity.azure.pacing import Pacer, kind_of
 from aml_identity.metrics import AZURE_PACED_SECONDS
@@ -48,6 +59,44 @@ def shared_transport(settings: Settings) -> AioHttpTransport:
 async def close_transport(transport: AioHttpTransport) -> None:
     if transport.session is not None:
         await transport.session.close()
+
+
+def rest_client(
+    endpoint: str,
+    transport: AioHttpTransport,
+    *,
+    per_retry: Sequence[Any],
+    authentication: Any,
+) -> AsyncPipelineClient[Any, Any]:
+    """A pipeline for REST calls made without an SDK's models (ARM listings, Graph): the
+    SDK clients' order of policies (user agent, retries honouring Retry-After, then, on
+    every attempt, `per_retry` and the token), on the shared transport. Closing it leaves
+    the transport's session open."""
+    policies = [
+        UserAgentPolicy(sdk_moniker="aml-identity-operator"),
+        AsyncRetryPolicy(),
+        *per_retry,
+        authentication,
+    ]
+    return AsyncPipelineClient(base_url=endpoint, policies=policies, transport=transport)
+
+
+# As the ARM SDKs' generated operations map them.
+ARM_ERRORS: dict[int, type[HttpResponseError]] = {
+    401: ClientAuthenticationError,
+    404: ResourceNotFoundError,
+}
+
+
+def raise_for_status(
+    response: AsyncHttpResponse,
+    error_format: type[ODataV4Format],
+    error_map: dict[int, type[HttpResponseError]],
+) -> None:
+    """Raise any answer but a success (2xx) as the SDKs would, for the error table."""
+    if not 200 <= response.status_code < 300:
+        map_error(status_code=response.status_code, response=response, error_map=error_map)
+        raise HttpResponseError(response=response, error_format=error_format)
 
 
 class ArmPacing(AsyncHTTPPolicy):  # type: ignore[type-arg]
