@@ -456,3 +456,100 @@ def test_a_custom_role_whose_status_was_lost_is_still_deleted(
     wait_gone(cluster, "mlroles", role_name)
     left = [d.name for d in client.role_definitions.list(RG_ML, filter="type eq 'CustomRole'")]
     assert guid not in left, "the custom role leaked"
+
+
+def test_two_bindings_share_one_assignment_and_the_one_that_stays_keeps_it(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Azure allows one assignment per scope, role and principal: two bindings that grant
+    the same one share it. Deleting the first hands it over; access never lapses."""
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    apply(cluster, "WorkloadIdentity", "shared", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "shared", namespace)["status"]["principalId"]
+    spec = {
+        "role": {"builtIn": "Reader"},
+        "subjects": [{"workloadIdentity": "shared"}],
+        "scope": WS,
+    }
+    apply(cluster, "MLRoleBinding", "first", {**spec, "description": "monitoring"}, namespace)
+    [record] = wait_ready(cluster, "mlrb", "first", namespace)["status"]["assignments"]
+    first_uid = get(cluster, "mlrb", "first", namespace)["metadata"]["uid"]  # type: ignore[index]
+    made = admin.role_assignments.get(WORKSPACE, record["name"])
+    assert made.description.startswith("monitoring [aml-identity-operator: MLRoleBinding ")
+    assert f"{namespace}/first uid={first_uid}]" in made.description
+
+    apply(cluster, "MLRoleBinding", "second", spec, namespace)
+    second = wait_ready(cluster, "mlrb", "second", namespace)
+    [shared] = second["status"]["assignments"]
+    assert (shared["name"], shared["created"], shared["ownedBy"]) == (
+        record["name"],
+        False,
+        f"{namespace}/first",
+    )
+    ready = next(c for c in second["status"]["conditions"] if c["type"] == "Ready")
+    assert (
+        f"shares role assignment {record['name']} of MLRoleBinding {namespace}/first"
+        in (ready["message"])
+    )
+    wait_until(
+        lambda: any(e[1] == "Shared" for e in events(cluster, namespace, "second")),
+        timeout=30,
+        what="a Shared event",
+    )
+
+    # The first goes: the assignment stays (never deleted in between) and is the second's.
+    deletes_before = _assignment_deletes(azlocal)
+    cluster.kubectl("delete", "mlrb", "first", "-n", namespace)
+    wait_gone(cluster, "mlrb", "first", namespace)
+    assert _assignment_deletes(azlocal) == deletes_before, "the shared grant was deleted"
+    assert assignments(azlocal, WORKSPACE, principal) == [(record["name"], READER)]
+    second_uid = second["metadata"]["uid"]
+    wait_until(
+        lambda: (
+            f"{namespace}/second uid={second_uid}]"
+            in admin.role_assignments.get(WORKSPACE, record["name"]).description
+        ),
+        timeout=30,
+        what="the assignment's description to name the second binding",
+    )
+
+    def second_record() -> dict[str, Any]:
+        found = get(cluster, "mlrb", "second", namespace)
+        assert found is not None
+        return found["status"]["assignments"][0]  # type: ignore[no-any-return]
+
+    wait_until(
+        lambda: (second_record()["created"], second_record().get("ownedBy")) == (True, None),
+        timeout=30,
+        what="the second binding to record the assignment as its own",
+    )
+    cluster.kubectl("delete", "mlrb", "second", "-n", namespace)
+    wait_gone(cluster, "mlrb", "second", namespace)
+    assert assignments(azlocal, WORKSPACE, principal) == []
+
+
+def _assignment_deletes(azlocal: AzLocal) -> int:
+    return sum(
+        1
+        for r in azlocal.admin("GET", "requests")
+        if "roleAssignments/" in r["path"] and r["method"] == "DELETE"
+    )
+
+
+def test_an_assignment_whose_status_was_lost_is_still_deleted(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """As after a crash between the write and the status patch, or a restore without
+    status: the delete finds the binding's assignments by the owner in their description."""
+    apply(cluster, "WorkloadIdentity", "forgotten", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "forgotten", namespace)["status"]["principalId"]
+    spec = {"role": {"builtIn": "Reader"}, "subjects": [{"workloadIdentity": "forgotten"}]}
+    apply(cluster, "MLRoleBinding", "forgetful", {**spec, "scope": WS}, namespace)
+    [record] = wait_ready(cluster, "mlrb", "forgetful", namespace)["status"]["assignments"]
+    cluster.kubectl(
+        "patch", "mlrb", "forgetful", "-n", namespace, "--subresource=status", "--type=json",
+        "-p", '[{"op": "remove", "path": "/status/assignments"}]',
+    )  # fmt: skip
+    cluster.kubectl("delete", "mlrb", "forgetful", "-n", namespace, "--wait=false")
+    wait_gone(cluster, "mlrb", "forgetful", namespace)
+    assert assignments(azlocal, WORKSPACE, principal) == [], f"{record['name']} leaked"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 from azure.core.exceptions import HttpResponseError
@@ -223,9 +224,18 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
 # --- binding plan --------------------------------------------------------------------
 
 
+BINDING = names.AssignmentOwner("ml-team", "readers", "0f6b5d3e-3d0c-4c55-9c1e-0d6a1f6e9a01")
+OTHER_BINDING = names.AssignmentOwner("ml-ops", "audit", "7c1f7f7a-5b9e-4a43-8a11-2a3b5c7d9e0f")
+
+
 def assignment(
-    name: str, principal: str, role: str = READER, condition: str | None = None
+    name: str,
+    principal: str,
+    role: str = READER,
+    condition: str | None = None,
+    owner: names.AssignmentOwner | None = None,
 ) -> RoleAssignment:
+    """An observed assignment; `owner`: the binding its description names."""
     return RoleAssignment(
         f"{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}",
         name,
@@ -234,6 +244,7 @@ def assignment(
         principal,
         "ServicePrincipal",
         condition,
+        names.assignment_description(None, owner) if owner else "",
     )
 
 
@@ -251,8 +262,9 @@ def test_binding_rewrites_its_own_assignment_when_the_condition_differs() -> Non
             scope=SCOPE,
             role_definition=READER,
             principals=[p1],
-            observed={"p1": [assignment(ours, "p1", condition=observed)]},
+            observed={"p1": [assignment(ours, "p1", condition=observed, owner=BINDING)]},
             owned=[Owned(ours, SCOPE, "p1", READER, True)],
+            binding=BINDING,
             condition=desired,
         )
 
@@ -276,6 +288,7 @@ def test_binding_never_adopts_an_assignment_with_another_condition() -> None:
             principals=[p1],
             observed={"p1": [assignment(theirs, "p1", condition=observed)]},
             owned=[],
+            binding=BINDING,
             condition=desired,
         )
         assert (plan.keep, plan.creates, plan.updates, plan.deletes) == ((), (), (), ())
@@ -289,6 +302,7 @@ def test_binding_never_adopts_an_assignment_with_another_condition() -> None:
         principals=[p1],
         observed={"p1": [assignment(theirs, "p1", condition=CONDITION)]},
         owned=[],
+        binding=BINDING,
         condition=CONDITION,
     )
     assert [(k.name, k.created) for k in adopted.keep] == [(theirs, False)]
@@ -305,8 +319,9 @@ def test_binding_creates_missing_and_keeps_present() -> None:
         scope=SCOPE,
         role_definition=READER,
         principals=[p1, p2],
-        observed={"p1": [assignment(ours, "p1")], "p2": []},
+        observed={"p1": [assignment(ours, "p1", owner=BINDING)], "p2": []},
         owned=[],
+        binding=BINDING,
     )
     assert [c.principal.principal_id for c in plan.creates] == ["p2"]
     assert plan.creates[0].name == names.role_assignment_name(SCOPE, READER, "p2")
@@ -318,7 +333,12 @@ def test_binding_never_deletes_what_it_did_not_create() -> None:
     p1 = Principal("wid a", "p1", "ServicePrincipal")
     theirs = assignment("11111111-1111-1111-1111-111111111111", "p1")
     plan = plan_binding(
-        scope=SCOPE, role_definition=READER, principals=[p1], observed={"p1": [theirs]}, owned=[]
+        scope=SCOPE,
+        role_definition=READER,
+        principals=[p1],
+        observed={"p1": [theirs]},
+        owned=[],
+        binding=BINDING,
     )
     assert plan.empty
     assert plan.keep[0].created is False
@@ -326,7 +346,12 @@ def test_binding_never_deletes_what_it_did_not_create() -> None:
     created = Owned("ours", SCOPE, "p1", READER, True)
     adopted = Owned(theirs.name, SCOPE, "p1", READER, False)
     plan = plan_binding(
-        scope=SCOPE, role_definition=READER, principals=[], observed={}, owned=[created, adopted]
+        scope=SCOPE,
+        role_definition=READER,
+        principals=[],
+        observed={},
+        owned=[created, adopted],
+        binding=BINDING,
     )
     assert [d.name for d in plan.deletes] == ["ours"]
 
@@ -338,11 +363,84 @@ def test_role_change_creates_new_and_deletes_old() -> None:
         scope=SCOPE,
         role_definition=OTHER_ROLE,
         principals=[p1],
-        observed={"p1": [assignment(old.name, "p1")]},
+        observed={"p1": [assignment(old.name, "p1", owner=BINDING)]},
         owned=[old],
+        binding=BINDING,
     )
     assert [c.name for c in plan.creates] == [names.role_assignment_name(SCOPE, OTHER_ROLE, "p1")]
     assert [d.name for d in plan.deletes] == [old.name]
+
+
+def test_binding_records_itself_and_shares_another_bindings_assignment() -> None:
+    p1 = Principal("wid a", "p1", "ServicePrincipal")
+    name = names.role_assignment_name(SCOPE, READER, "p1")
+
+    def plan(
+        observed: RoleAssignment, owned: list[Owned], condition: str | None = None
+    ) -> BindingPlan:
+        return plan_binding(
+            scope=SCOPE,
+            role_definition=READER,
+            principals=[p1],
+            observed={"p1": [observed]},
+            owned=owned,
+            binding=BINDING,
+            condition=condition,
+            description="readers of w",
+        )
+
+    # Another binding's assignment (same triple, same name): shared, never ours.
+    shared = plan(assignment(name, "p1", owner=OTHER_BINDING), [])
+    assert shared.empty
+    [kept] = shared.keep
+    assert (kept.created, kept.owner) == (False, "ml-ops/audit")
+    assert shared.shared == (kept,)
+    # Even when a status written before bindings recorded themselves says created.
+    legacy = plan(
+        assignment(name, "p1", owner=OTHER_BINDING), [Owned(name, SCOPE, "p1", READER, True)]
+    )
+    assert (legacy.keep[0].created, legacy.deletes) == (False, ())
+    # Under another condition it is a conflict that names the owning binding.
+    [conflict] = plan(assignment(name, "p1", owner=OTHER_BINDING), [], CONDITION).conflicts
+    assert "MLRoleBinding ml-ops/audit" in conflict.message
+    # Ours without the owner in its description (written by an earlier version): written
+    # again with it; a marker-less assignment this binding never recorded is not ours.
+    [update] = plan(assignment(name, "p1"), [Owned(name, SCOPE, "p1", READER, True)]).updates
+    assert (update.name, update.condition_changed) == (name, False)
+    assert plan(assignment(name, "p1"), []).keep[0].created is False
+    # Ours with the spec's description and owner: nothing to do.
+    current = replace(
+        assignment(name, "p1"), description=names.assignment_description("readers of w", BINDING)
+    )
+    assert plan(current, []).empty
+    assert plan(current, []).keep[0].created is True
+
+
+def test_a_shared_record_no_longer_wanted_is_released() -> None:
+    """A record another binding owned may have been handed over since: the controller's
+    release decides from the assignment's description, so the plan hands it on."""
+    shared = Owned("x", SCOPE, "p1", READER, False, "ml-ops/audit")
+    adopted = Owned("y", SCOPE, "p2", READER, False)
+    plan = plan_binding(
+        scope=SCOPE,
+        role_definition=READER,
+        principals=[],
+        observed={},
+        owned=[shared, adopted],
+        binding=BINDING,
+    )
+    assert plan.deletes == (shared,)
+
+
+def test_owner_marker_round_trips_and_ignores_look_alikes() -> None:
+    described = names.assignment_description("team: [x] readers", BINDING)
+    assert names.assignment_owner(described) == BINDING
+    assert described.startswith("team: [x] readers ")
+    assert names.assignment_owner(names.assignment_description(None, BINDING)) == BINDING
+    assert names.assignment_owner("granted by hand") is None
+    assert names.assignment_owner(None) is None
+    # Only at the end: text quoting a marker in the middle does not make an owner.
+    assert names.assignment_owner(BINDING.marker + " and more") is None
 
 
 def test_role_definition_ids() -> None:

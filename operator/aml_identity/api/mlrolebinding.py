@@ -218,7 +218,10 @@ class AssignmentStatus(ApiModel):
     """A role assignment this binding created or adopted."""
 
     name: str = Field(
-        description="Role assignment name (a GUID derived from scope, role and principal)."
+        description=(
+            "Role assignment name (a GUID derived from scope, role and principal). Its "
+            "description names the binding that created it."
+        )
     )
     scope: str = Field(description="ARM scope of the assignment.")
     role_definition_id: str = Field(description="Role definition id of the assignment.")
@@ -230,6 +233,14 @@ class AssignmentStatus(ApiModel):
         description=(
             "True when this binding created the assignment (and will delete it); false when "
             "it existed before and is only recorded."
+        ),
+    )
+    owned_by: str | None = Field(
+        default=None,
+        description=(
+            "namespace/name of the MLRoleBinding that created the assignment, when another "
+            "binding did: the grant is shared, and it stays until that binding lets it go "
+            "(it is handed over to this binding when that one is deleted)."
         ),
     )
 

@@ -49,6 +49,7 @@ class RoleAssignment:
     principal_id: str
     principal_type: str
     condition: str | None = None  # ABAC (conditionVersion 2.0); None: unconditional
+    description: str = ""
 
 
 @dataclass(frozen=True)

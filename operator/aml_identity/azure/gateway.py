@@ -278,8 +278,13 @@ class Gateway:
     async def assignments_for(self, scope: str, principal_id: str) -> list[RoleAssignment]:
         """Assignments of one principal exactly at `scope`, from the scope's listing
         (shared by every binding at that scope)."""
+        listed = await self.assignments_at(scope)
+        return [a for a in listed if a.principal_id.lower() == principal_id.lower()]
+
+    async def assignments_at(self, scope: str) -> list[RoleAssignment]:
+        """Every assignment exactly at `scope`, from the scope's shared listing."""
         listed = await self._assignments.get(scope.lower(), lambda: self._list_at(scope))
-        return [a for a in listed.values() if a.principal_id.lower() == principal_id.lower()]
+        return list(listed.values())
 
     async def _list_at(self, scope: str) -> dict[str, RoleAssignment]:
         path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
@@ -375,6 +380,7 @@ def _assignment_json(item: dict[str, Any]) -> RoleAssignment:
         principal_id=properties.get("principalId", ""),
         principal_type=properties.get("principalType", ""),
         condition=properties.get("condition") or None,
+        description=properties.get("description") or "",
     )
 
 

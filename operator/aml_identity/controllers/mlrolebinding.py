@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,16 +15,24 @@ from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.controllers.waiters import Key
+from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
 from aml_identity.reconcile.binding import (
+    BindingPlan,
     Create,
     Owned,
     Principal,
+    made_by,
     plan_binding,
     role_definition_id,
     scope_id,
 )
 from aml_identity.reconcile.conditions import object_ready
-from aml_identity.reconcile.names import definition_guid
+from aml_identity.reconcile.names import (
+    AssignmentOwner,
+    assignment_description,
+    assignment_owner,
+    definition_guid,
+)
 from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
 
 KIND = "MLRoleBinding"
@@ -176,29 +185,113 @@ def _owned(binding: MLRoleBinding) -> list[Owned]:
     if binding.status is None:
         return []
     return [
-        Owned(a.name, a.scope, a.principal_id, a.role_definition_id, a.created)
+        Owned(a.name, a.scope, a.principal_id, a.role_definition_id, a.created, a.owned_by)
         for a in binding.status.assignments
     ]
 
 
+def binding_owner(body: dict[str, Any]) -> AssignmentOwner:
+    """How the assignments a binding creates name it."""
+    meta = body["metadata"]
+    return AssignmentOwner(meta["namespace"], meta["name"], meta["uid"])
+
+
+class Released(enum.Enum):
+    DELETED = "deleted"
+    HANDED_OVER = "handed over"  # another binding that records it owns it now
+    NOT_OURS = "not ours"  # another binding's, or made outside the operator: left
+    GONE = "gone"
+
+
+async def release_assignment(
+    deps: Deps, binding: AssignmentOwner, scope: str, name: str, *, recorded_created: bool
+) -> Released:
+    """Give up one role assignment: delete it if `binding` made it and no other binding
+    records it; hand it over to one that does (the grant never lapses); leave it when it is
+    not the binding's. Ownership is read from the assignment itself (its description), so
+    a status that is stale, lost or wrong cannot make the binding delete another's grant."""
+    try:
+        listed = await deps.gateway.assignments_at(scope)
+    except AzureFailure as failure:
+        if failure.status == 404:  # the scope is gone, and its assignments with it
+            return Released.GONE
+        raise
+    found = next((a for a in listed if a.name.lower() == name.lower()), None)
+    if found is None:
+        if not recorded_created:
+            return Released.GONE
+        # Made by this binding but not in the (shared, possibly older) listing: deleting
+        # a missing assignment is harmless.
+        await deps.gateway.delete_assignment(scope, name)
+        return Released.DELETED
+    if not made_by(found, binding, recorded_created):
+        return Released.NOT_OURS
+    heir = next(
+        (
+            AssignmentOwner(namespace, holder, uid)
+            for namespace, holder, uid in deps.assignment_holders.get(name.lower(), ())
+            if uid != binding.uid
+        ),
+        None,
+    )
+    if heir is None:
+        await deps.gateway.delete_assignment(scope, name)
+        return Released.DELETED
+    await deps.gateway.create_assignment(
+        scope,
+        name,
+        role_definition_id=found.role_definition_id,
+        principal_id=found.principal_id,
+        principal_type=found.principal_type,
+        description=assignment_description(None, heir),
+        condition=found.condition,
+    )
+    # The heir records itself as the creator at its next reconcile: now, not at its
+    # resync. If the poke fails, Azure already names the heir; only its status lags.
+    with contextlib.suppress(KubeError):
+        await deps.cluster.annotate_custom(
+            "mlrolebindings",
+            heir.namespace,
+            heir.name,
+            {DEPENDENCY_ANNOTATION: f"handover/{name}@{binding.uid}"},
+        )
+    return Released.HANDED_OVER
+
+
+def _released_event(
+    result: Released, scope: str, name: str, principal_id: str, *, revoking: bool, why: str = ""
+) -> Event | None:
+    what = f"role assignment {name} ({principal_id}) at {scope}"
+    if result is Released.HANDED_OVER:
+        return Event(
+            "Normal",
+            "HandedOver",
+            f"Kept {what}: another MLRoleBinding grants it too and now owns it",
+        )
+    if result is not Released.DELETED:
+        return None
+    if revoking:
+        return revoked(what)
+    return Event("Normal", "Unassigned", f"Removed {what}{why}")
+
+
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     binding = MLRoleBinding.model_validate(body)
-    namespace = body["metadata"]["namespace"]
+    owner = binding_owner(body)
     scope = scope_id(binding.spec.scope, deps.settings.subscription_id)
-    name = body["metadata"]["name"]
-    dependent: Key = ("mlrolebindings", namespace, name)
+    dependent: Key = ("mlrolebindings", owner.namespace, owner.name)
     try:
         role = await resolve_role(deps, binding, scope, dependent)
     except (Waiting, Invalid) as stuck:
         # Subjects the spec no longer names lose the role now, not when the rest resolves.
         outcome = _stuck(stuck)
-        await _release_early(deps, binding, [], outcome)
+        await _release_early(deps, owner, binding, [], outcome)
         return outcome
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading the role definition")
     # The policy decides before any subject is resolved or any assignment written.
     verdict = check_binding(
-        await deps.policy_set(namespace), role.facts, scope, subject_refs(binding)
+        await deps.policy_set(owner.namespace), role.facts, scope, subject_refs(binding)
     )
     denied_all = verdict.denies("role")
     allowed: list[Subject] = []
@@ -207,23 +300,42 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         refused = denied_all or verdict.denies(f"subjects[{i}]")
         (denied if refused else allowed).append(subject)
     try:
-        principals = [await _principal(deps, dependent, s) for s in allowed]
-        observed = {
-            p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
-            for p in principals
-        }
+        principals, observed = await _observe(deps, dependent, scope, allowed)
     except (Waiting, Invalid) as stuck:
         # Waiting for (or unable to use) an allowed subject must not delay revoking the
         # denied ones, nor releasing subjects the spec no longer names: a new subject that
         # never resolves would otherwise keep them.
         outcome = _stuck(stuck)
-        await _release_early(deps, binding, denied if verdict.enforced else [], outcome)
-        return with_verdict(outcome, verdict, KIND, namespace, name)
+        await _release_early(deps, owner, binding, denied if verdict.enforced else [], outcome)
+        return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role assignments")
-    revoking = bool(verdict.enforced)
-    outcome = await _apply(deps, binding, scope, role, principals, observed, revoking=revoking)
-    return with_verdict(outcome, verdict, KIND, namespace, name)
+    plan = plan_binding(
+        scope=scope,
+        role_definition=role.definition_id,
+        principals=principals,
+        observed=observed,
+        owned=_owned(binding),
+        binding=owner,
+        condition=binding.spec.condition,
+        description=binding.spec.description,
+    )
+    outcome = await _apply(
+        deps, owner, binding, role, plan, principals, revoking=bool(verdict.enforced)
+    )
+    return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
+
+
+async def _observe(
+    deps: Deps, dependent: Key, scope: str, subjects: list[Subject]
+) -> tuple[list[Principal], dict[str, list[RoleAssignment]]]:
+    """The subjects' principals, and each one's assignments at the scope."""
+    principals = [await _principal(deps, dependent, s) for s in subjects]
+    observed = {
+        p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
+        for p in principals
+    }
+    return principals, observed
 
 
 def _stuck(stuck: Waiting | Invalid) -> Outcome:
@@ -233,7 +345,11 @@ def _stuck(stuck: Waiting | Invalid) -> Outcome:
 
 
 async def _release_early(
-    deps: Deps, binding: MLRoleBinding, denied: list[Subject], outcome: Outcome
+    deps: Deps,
+    owner: AssignmentOwner,
+    binding: MLRoleBinding,
+    denied: list[Subject],
+    outcome: Outcome,
 ) -> None:
     """Before the spec is fully resolved: delete the assignments this binding made (as
     recorded in its status) for subjects a policy denies (`denied`: a revocation) or the
@@ -265,24 +381,24 @@ async def _release_early(
             and record.subject not in named
             and record.principal_id.lower() not in named_ids
         )
-        if not (record.created and (revoking or removed)):
+        if not ((record.created or record.owned_by) and (revoking or removed)):
             kept.append(record.model_dump(by_alias=True, mode="json"))
             continue
         try:
-            await deps.gateway.delete_assignment(record.scope, record.name)
+            result = await release_assignment(
+                deps, owner, record.scope, record.name, recorded_created=record.created
+            )
         except AzureFailure as failure:
             kept.append(record.model_dump(by_alias=True, mode="json"))
             outcome.events.append(Event("Warning", failure.reason.value, str(failure)))
             continue
-        outcome.azure_writes += 1
-        what = f"role assignment {record.name} ({record.principal_id}) at {record.scope}"
-        outcome.events.append(
-            revoked(what)
-            if revoking
-            else Event(
-                "Normal", "Unassigned", f"Removed {what}: {record.subject} is no longer a subject"
-            )
+        outcome.azure_writes += result in (Released.DELETED, Released.HANDED_OVER)
+        why = f": {record.subject} is no longer a subject"
+        event = _released_event(
+            result, record.scope, record.name, record.principal_id, revoking=revoking, why=why
         )
+        if event is not None:
+            outcome.events.append(event)
     outcome.status["assignments"] = kept
 
 
@@ -292,44 +408,25 @@ def _invalid(message: str) -> Outcome:
 
 async def _apply(
     deps: Deps,
+    owner: AssignmentOwner,
     binding: MLRoleBinding,
-    scope: str,
     role: ResolvedRole,
+    plan: BindingPlan,
     principals: list[Principal],
-    observed: dict[str, list[RoleAssignment]],
     *,
     revoking: bool,
 ) -> Outcome:
-    """Plan and write. With `revoking`, assignments of denied subjects or of a denied role
+    """Write the plan. With `revoking`, assignments of denied subjects or of a denied role
     are missing from `principals`, so their removal is a revocation."""
-    role_id, role_name = role.definition_id, role.name
-    owned = _owned(binding)
-    plan = plan_binding(
-        scope=scope,
-        role_definition=role_id,
-        principals=principals,
-        observed=observed,
-        owned=owned,
-        condition=binding.spec.condition,
-    )
+    scope, role_id, role_name = plan.scope, role.definition_id, role.name
     status_base = {"roleName": role_name, "roleDefinitionId": role_id, "scope": scope}
     observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
     if observe_only and revoking and deps.manage:
         # Observe never creates, but it does not shelter a grant a policy revoked.
         plan = replace(plan, creates=())
     elif observe_only or not deps.manage:
-        pending = [*plan.changes, *(c.message for c in plan.conflicts)]
-        if not pending:
-            return Outcome(
-                Reason.RECONCILED, "Azure matches the spec (observe only)", status=status_base
-            )
-        return Outcome(
-            Reason.DRIFT_DETECTED,
-            f"{len(pending)} change(s) pending; managementPolicy is Observe",
-            status=status_base,
-            pending_changes=pending,
-        )
-    events: list[Event] = []
+        return _observed_only(plan, status_base)
+    events: list[Event] = _shared_events(plan, binding)
     records = [_record(k, principals) for k in plan.keep]
     writes = 0
 
@@ -342,7 +439,7 @@ async def _apply(
             role_definition_id=role_id,
             principal_id=wanted.principal.principal_id,
             principal_type=wanted.principal.principal_type,
-            description=binding.spec.description,
+            description=assignment_description(binding.spec.description, owner),
             condition=binding.spec.condition,
         )
 
@@ -365,32 +462,28 @@ async def _apply(
         for update in plan.updates:
             # The same assignment written again: its condition is replaced in place, so
             # the grant never lapses and never widens in between.
-            await put(update)
+            await put(Create(update.name, update.principal))
             writes += 1
-            condition = "the spec's condition" if binding.spec.condition else "no condition"
-            events.append(
-                Event(
-                    "Normal",
-                    "ConditionUpdated",
-                    f"Role assignment {update.name} of {update.principal.subject} now has "
-                    f"{condition}",
-                )
-            )
-        for stale in plan.deletes:
-            await deps.gateway.delete_assignment(stale.scope, stale.name)
-            writes += 1
-            if revoking:
-                events.append(
-                    revoked(f"role assignment {stale.name} ({stale.principal_id}) at {stale.scope}")
-                )
-            else:
+            if update.condition_changed:
+                condition = "the spec's condition" if binding.spec.condition else "no condition"
                 events.append(
                     Event(
                         "Normal",
-                        "Unassigned",
-                        f"Removed role assignment {stale.name} at {stale.scope}",
+                        "ConditionUpdated",
+                        f"Role assignment {update.name} of {update.principal.subject} now "
+                        f"has {condition}",
                     )
                 )
+        for stale in plan.deletes:
+            result = await release_assignment(
+                deps, owner, stale.scope, stale.name, recorded_created=stale.created
+            )
+            writes += result in (Released.DELETED, Released.HANDED_OVER)
+            event = _released_event(
+                result, stale.scope, stale.name, stale.principal_id, revoking=revoking
+            )
+            if event is not None:
+                events.append(event)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, "writing role assignments")
         # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
@@ -400,23 +493,52 @@ async def _apply(
         outcome.events = events + outcome.events
         outcome.azure_writes = writes
         return outcome
+    status = {**status_base, "assignments": records}
     if plan.conflicts:
         message = "; ".join(c.message for c in plan.conflicts)
         return Outcome(
             Reason.CONFLICT,
             message,
-            status={**status_base, "assignments": records},
+            status=status,
             events=[*events, Event("Warning", Reason.CONFLICT.value, message)],
             azure_writes=writes,
         )
     count = len(records)
+    message = f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}"
+    if plan.shared:
+        shared = ", ".join(f"{k.name} of MLRoleBinding {k.owner}" for k in plan.shared)
+        message += f"; shares role assignment {shared}"
+    return Outcome(Reason.RECONCILED, message, status=status, events=events, azure_writes=writes)
+
+
+def _observed_only(plan: BindingPlan, status: dict[str, Any]) -> Outcome:
+    """Observe mode (or `aml-identity plan`): what would change, nothing written."""
+    pending = [*plan.changes, *(c.message for c in plan.conflicts)]
+    if not pending:
+        return Outcome(Reason.RECONCILED, "Azure matches the spec (observe only)", status=status)
     return Outcome(
-        Reason.RECONCILED,
-        f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}",
-        status={**status_base, "assignments": records},
-        events=events,
-        azure_writes=writes,
+        Reason.DRIFT_DETECTED,
+        f"{len(pending)} change(s) pending; managementPolicy is Observe",
+        status=status,
+        pending_changes=pending,
     )
+
+
+def _shared_events(plan: BindingPlan, binding: MLRoleBinding) -> list[Event]:
+    """One event when a grant starts to be shared with another binding (not every resync)."""
+    before = {
+        a.name.lower(): a.owned_by for a in (binding.status.assignments if binding.status else [])
+    }
+    return [
+        Event(
+            "Normal",
+            "Shared",
+            f"Role assignment {k.name} ({k.principal_id}) already grants this role; it "
+            f"belongs to MLRoleBinding {k.owner}, which decides when it is removed",
+        )
+        for k in plan.shared
+        if before.get(k.name.lower()) != k.owner
+    ]
 
 
 def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
@@ -429,6 +551,7 @@ def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
         "principalType": principal.principal_type if principal else None,
         "subject": principal.subject if principal else None,
         "created": owned.created,
+        "ownedBy": owned.owner,
     }
 
 
@@ -439,14 +562,54 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         or binding.spec.management_policy == ManagementPolicy.OBSERVE
     ):
         return Outcome(Reason.DELETING, "role assignments left in place")
+    owner = binding_owner(body)
+    events: list[Event] = []
     writes = 0
     try:
-        for owned in _owned(binding):
-            if owned.created:
-                await deps.gateway.delete_assignment(owned.scope, owned.name)
-                writes += 1
+        for record in await _deletion_candidates(deps, owner, binding):
+            result = await release_assignment(
+                deps, owner, record.scope, record.name, recorded_created=record.created
+            )
+            writes += result in (Released.DELETED, Released.HANDED_OVER)
+            event = _released_event(
+                result, record.scope, record.name, record.principal_id, revoking=False
+            )
+            if event is not None:
+                events.append(event)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, "deleting role assignments")
         outcome.reason = Reason.DELETION_BLOCKED
+        outcome.events = events + outcome.events
+        outcome.azure_writes = writes
         return outcome
-    return Outcome(Reason.DELETING, f"removed {writes} role assignment(s)", azure_writes=writes)
+    return Outcome(
+        Reason.DELETING, f"released {writes} role assignment(s)", events=events, azure_writes=writes
+    )
+
+
+async def _deletion_candidates(
+    deps: Deps, owner: AssignmentOwner, binding: MLRoleBinding
+) -> list[Owned]:
+    """What the binding may hold: its status records, and every assignment at its scope
+    whose description names it (a crash between the write and the status patch, or a
+    status lost in a restore, leaves no record)."""
+    candidates = {(o.scope.lower(), o.name.lower()): o for o in _owned(binding)}
+    scopes = {scope_id(binding.spec.scope, deps.settings.subscription_id)}
+    if binding.status is not None and binding.status.scope:
+        scopes.add(binding.status.scope)
+    for scope in scopes:
+        try:
+            listed = await deps.gateway.assignments_at(scope)
+        except AzureFailure as failure:
+            if failure.status == 404:  # the scope is gone, and its assignments with it
+                continue
+            raise
+        for found in listed:
+            named = assignment_owner(found.description)
+            if named is not None and named.uid == owner.uid:
+                key = (scope.lower(), found.name.lower())
+                candidates.setdefault(
+                    key,
+                    Owned(found.name, scope, found.principal_id, found.role_definition_id, True),
+                )
+    return list(candidates.values())

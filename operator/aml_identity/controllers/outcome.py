@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,9 @@ class Deps:
     observe_federation: bool = True
     # Shared by every copy of the Deps: who waits for which dependency to become Ready.
     waiters: Waiters = field(default_factory=Waiters)
+    # Role assignment name (lower case) -> the MLRoleBindings whose status records it, as
+    # (namespace, name, uid): kopf's live index (handlers/holders.py); empty for `plan`.
+    assignment_holders: Mapping[str, Iterable[tuple[str, str, str]]] = field(default_factory=dict)
 
     @property
     def gateway(self) -> Gateway:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from dataclasses import dataclass
 
 # Fixed forever: changing it would orphan every role assignment already created.
 NAMESPACE = uuid.UUID("3f0b8a4e-1c2d-5e6f-8a9b-0c1d2e3f4a5b")
@@ -62,6 +63,41 @@ def role_assignment_name(scope: str, role_definition_id: str, principal_id: str)
     role_guid = definition_guid(role_definition_id)
     key = f"{scope.rstrip('/').lower()}|{role_guid}|{principal_id.lower()}"
     return str(uuid.uuid5(NAMESPACE, key))
+
+
+@dataclass(frozen=True)
+class AssignmentOwner:
+    """The MLRoleBinding that created a role assignment, as its description records it
+    (role assignments have no tags)."""
+
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def marker(self) -> str:
+        return f"[{MANAGED_BY}: MLRoleBinding {self.namespace}/{self.name} uid={self.uid}]"
+
+
+_OWNER_MARKER = re.compile(
+    rf"\[{MANAGED_BY}: MLRoleBinding ([^/\s]+)/(\S+) uid=([0-9a-fA-F-]{{36}})\]\s*$"
+)
+
+
+def assignment_description(text: str | None, owner: AssignmentOwner) -> str:
+    """The description of a role assignment a binding creates: the spec's text, then the
+    owner marker (last, so the text may contain anything)."""
+    return f"{text.rstrip()} {owner.marker}" if text and text.strip() else owner.marker
+
+
+def assignment_owner(description: str | None) -> AssignmentOwner | None:
+    """The binding that created an assignment, from its description; None when it was not
+    made by a binding (or was made before bindings recorded themselves)."""
+    found = _OWNER_MARKER.search(description or "")
+    if found is None:
+        return None
+    namespace, name, uid = found.groups()
+    return AssignmentOwner(namespace, name, uid.lower())
 
 
 def role_definition_name(cluster_id: str, ml_role: str) -> str:
