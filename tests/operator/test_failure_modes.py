@@ -12,13 +12,23 @@ from azure.core.exceptions import ResourceNotFoundError
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.azure import admin_credential, authorization_client, msi_client
-from support.operator import OperatorProcess, apply, get, wait_gone, wait_ready, wait_reason
+from support.operator import (
+    OperatorProcess,
+    apply,
+    apply_json,
+    get,
+    wait_gone,
+    wait_ready,
+    wait_reason,
+)
+from support.policies import policy
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, SUB
 
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 DEV = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-dev"}}
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
+PRINCIPAL = "6f1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 
 
 def test_replication_delay_is_waited_out(
@@ -242,3 +252,91 @@ def test_operator_killed_mid_reconcile_leaves_no_duplicates(
         c.name for c in msi.federated_identity_credentials.list(RG_IDENTITIES, f"{namespace}-crash")
     )
     assert credentials == [f"k8s-w-{i}" for i in range(4)]
+
+
+def test_a_namespace_whose_azure_containers_never_existed_is_deleted_promptly(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, bare_namespace: str
+) -> None:
+    """Nothing was ever created in a resource group that does not exist: deleting the
+    resources (here, with their namespace) must not wait on Azure, nor flood the log with
+    events the terminating namespace refuses."""
+    ns = bare_namespace
+    missing = f"rg-never-{ns}"
+    cluster.kubectl("label", "namespace", ns, f"aml-tests/never={ns}")
+    apply_json(
+        cluster,
+        policy(
+            f"{ns}-never",
+            {
+                "namespaceSelector": {"matchLabels": {"aml-tests/never": ns}},
+                "scopes": [{"subscription": SUB}],
+                "roles": [{"builtIn": ["Reader"]}],
+                "identities": {"managedIdentities": [{"resourceGroup": missing}]},
+                "subjects": {"principalIds": [{"principalId": PRINCIPAL}]},
+            },
+        ),
+    )
+    try:
+        apply(
+            cluster,
+            "WorkloadIdentity",
+            "nowhere",
+            {"managedIdentity": {"resourceGroup": missing, "location": "westeurope"}},
+            ns,
+        )
+        apply(
+            cluster,
+            "MLRoleBinding",
+            "nowhere",
+            {
+                "role": {"builtIn": "Reader"},
+                "subjects": [
+                    {
+                        "principalId": PRINCIPAL,
+                        "principalType": "ServicePrincipal",
+                    }
+                ],
+                "scope": {"resourceGroup": {"name": missing}},
+            },
+            ns,
+        )
+        # The operator may not read there (Azure checks access before existence).
+        wid = wait_reason(cluster, "wid", "nowhere", "Forbidden", ns)
+        assert missing in wid["message"]
+        wait_reason(cluster, "mlrb", "nowhere", "Forbidden", ns)
+        logged = len(operator.logs().splitlines())
+        cluster.kubectl("delete", "namespace", ns, "--wait=false")
+        wait_until(
+            lambda: cluster.kubectl("get", "namespace", ns, check=False).returncode != 0,
+            timeout=60,
+            what=f"namespace {ns} to be deleted",
+        )
+        after = operator.logs().splitlines()[logged:]
+        noisy = [line for line in after if ns in line and ("ERROR" in line or "WARNING" in line)]
+        assert len(noisy) <= 4, "\n".join(noisy)
+    finally:
+        cluster.kubectl("delete", "mlaccesspolicy", f"{ns}-never", "--ignore-not-found")
+
+
+def test_an_identity_whose_resource_group_was_deleted_is_let_go(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Deleting a resource group deletes what is in it: ARM then answers every request
+    under it with 404 ResourceGroupNotFound (injected here; azlocal's resource groups are
+    fixed). The identity is gone, so its WorkloadIdentity goes too, instead of waiting."""
+    apply(cluster, "WorkloadIdentity", "rg-deleted", {"managedIdentity": MI}, namespace)
+    wait_ready(cluster, "wid", "rg-deleted", namespace)
+    gone = {
+        "pathPattern": f"resourceGroups/{RG_IDENTITIES}/providers/Microsoft.ManagedIdentity/",
+        "count": 1000,
+        "status": 404,
+        "code": "ResourceGroupNotFound",
+        "message": f"Resource group '{RG_IDENTITIES}' could not be found.",
+    }
+    for method in ("GET", "DELETE"):
+        azlocal.admin("POST", "faults", {**gone, "method": method})
+    try:
+        cluster.kubectl("delete", "wid", "rg-deleted", "-n", namespace, "--wait=false")
+        wait_gone(cluster, "wid", "rg-deleted", namespace, timeout=30)
+    finally:
+        azlocal.admin("DELETE", "faults")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aml_identity.handlers.shell import MAX_BLOCKED_DELAY, blocked_delay, stuck_message
 from aml_identity.reconcile.schedule import Schedule
 from support.clock import Clock
 
@@ -93,3 +94,12 @@ def test_wakes_the_sleeper_when_something_becomes_due_earlier() -> None:
     s.retry("b", 500)  # later than "a": the sleeper need not wake
     s.retry("c", 5)  # earlier than "a"
     assert len(woken) == 2
+
+
+def test_a_blocked_deletion_backs_off_to_a_bound_and_says_how_to_let_go() -> None:
+    delays = [blocked_delay(60.0, attempt) for attempt in range(1, 8)]
+    assert delays[:4] == [60.0, 120.0, 240.0, 480.0]
+    assert delays[4:] == [MAX_BLOCKED_DELAY] * 3
+    assert blocked_delay(None, 1) == 60.0
+    assert blocked_delay(5.0, 1000) == MAX_BLOCKED_DELAY  # no overflow on long waits
+    assert "deletionPolicy" in stuck_message("WorkloadIdentity", 3)

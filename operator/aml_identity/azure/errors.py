@@ -160,6 +160,19 @@ MISSING_CONTAINERS = frozenset({"ResourceGroupNotFound", "SubscriptionNotFound"}
 T = TypeVar("T")
 
 
+def gone(failure: AzureFailure) -> bool:
+    """For a delete: the object is not there, or neither is what held it (its resource
+    group, subscription or parent resource), so there is nothing left to delete."""
+    return failure.status == 404
+
+
+def nothing_to_find(failure: AzureFailure) -> bool:
+    """For a delete with nothing recorded: Azure will not show the place (forbidden, the
+    scope is invalid or gone). The operator could not have created anything there
+    either, so waiting would only keep the resource, and its namespace, from going."""
+    return gone(failure) or not failure.retryable
+
+
 async def call(run: Callable[[], Awaitable[T]]) -> T:
     """Run one SDK call; any failure leaves as a classified AzureFailure."""
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRole
-from aml_identity.azure.errors import AzureFailure
+from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
@@ -101,7 +101,7 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
             try:
                 found = await deps.gateway.get_role_definition(scope, guid)
             except AzureFailure as failure:
-                if failure.retryable:
+                if not nothing_to_find(failure):
                     raise
                 # Not readable there (forbidden, or the scope is gone): then it was not
                 # writable either, and there is nothing to delete.
@@ -112,6 +112,8 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
             guid = role.status.role_definition_name
         await deps.gateway.delete_role_definition(scope, guid)
     except AzureFailure as failure:
+        if gone(failure):
+            return Outcome(Reason.DELETING, f"{scope} is gone, and the custom role with it")
         outcome = Outcome.from_failure(failure, f"deleting custom role '{role.spec.role_name}'")
         outcome.reason = Reason.DELETION_BLOCKED
         return outcome

@@ -11,7 +11,7 @@ from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
-from aml_identity.azure.errors import AzureFailure
+from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.controllers.waiters import Key
@@ -211,11 +211,17 @@ async def release_assignment(
     not the binding's. Ownership is read from the assignment itself (its description), so
     a status that is stale, lost or wrong cannot make the binding delete another's grant."""
     try:
-        listed = await deps.gateway.assignments_at(scope)
+        return await _release(deps, binding, scope, name, recorded_created=recorded_created)
     except AzureFailure as failure:
-        if failure.status == 404:  # the scope is gone, and its assignments with it
+        if gone(failure):  # the scope is gone, and its assignments with it
             return Released.GONE
         raise
+
+
+async def _release(
+    deps: Deps, binding: AssignmentOwner, scope: str, name: str, *, recorded_created: bool
+) -> Released:
+    listed = await deps.gateway.assignments_at(scope)
     found = next((a for a in listed if a.name.lower() == name.lower()), None)
     if found is None:
         if not recorded_created:
@@ -593,15 +599,19 @@ async def _deletion_candidates(
     """What the binding may hold: its status records, and every assignment at its scope
     whose description names it (a crash between the write and the status patch, or a
     status lost in a restore, leaves no record)."""
-    candidates = {(o.scope.lower(), o.name.lower()): o for o in _owned(binding)}
+    owned = _owned(binding)
+    candidates = {(o.scope.lower(), o.name.lower()): o for o in owned}
     scopes = {scope_id(binding.spec.scope, deps.settings.subscription_id)}
     if binding.status is not None and binding.status.scope:
         scopes.add(binding.status.scope)
+    recorded = any(o.created for o in owned)
     for scope in scopes:
         try:
             listed = await deps.gateway.assignments_at(scope)
         except AzureFailure as failure:
-            if failure.status == 404:  # the scope is gone, and its assignments with it
+            # The scope is gone (and its assignments with it), or, with nothing recorded,
+            # Azure will not show it: the binding could not have assigned there either.
+            if gone(failure) or (not recorded and nothing_to_find(failure)):
                 continue
             raise
         for found in listed:

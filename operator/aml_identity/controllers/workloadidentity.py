@@ -9,7 +9,7 @@ from typing import Any
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.observed import FederatedCredential, Identity
 from aml_identity.api.workloadidentity import WorkloadIdentity
-from aml_identity.azure.errors import AzureFailure
+from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers import serviceprincipal
 from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
@@ -449,6 +449,17 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
             return await _release(deps, resource, owner, desired, observed)
         await gateway.delete_identity(desired.subscription, desired.resource_group, desired.name)
     except AzureFailure as failure:
+        where = f"{desired.subscription}/{desired.resource_group}"
+        if gone(failure):
+            return Outcome(Reason.DELETING, f"{where} is gone, and the managed identity with it")
+        if not _recorded(resource) and nothing_to_find(failure):
+            message = (
+                f"nothing was recorded as created, and Azure refuses to show {where} "
+                f"({failure.code or failure.reason.value}): nothing to delete"
+            )
+            return Outcome(
+                Reason.DELETING, message, events=[Event("Warning", "NothingToDelete", message)]
+            )
         outcome = Outcome.from_failure(failure, f"deleting managed identity {desired.name}")
         outcome.reason = Reason.DELETION_BLOCKED
         return outcome
@@ -457,6 +468,14 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         f"deleted managed identity {observed.id}",
         events=[Event("Normal", "Deleted", f"Deleted managed identity {observed.id}")],
         azure_writes=1,
+    )
+
+
+def _recorded(resource: WorkloadIdentity) -> bool:
+    """Whether the status shows an Azure identity was ever seen for this resource."""
+    status = resource.status
+    return status is not None and bool(
+        status.principal_id or status.client_id or status.resource_id
     )
 
 

@@ -172,8 +172,10 @@ def configure(settings: kopf.OperatorSettings, ours: Settings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    # Our workflows post the events that matter; kopf's per-handler chatter stays in logs.
-    settings.posting.level = logging.ERROR
+    # Our workflows post the events that matter; kopf's per-handler log lines (a retry
+    # logs an ERROR) stay in the log. Posted as events too, each retry of a delete in a
+    # terminating namespace, which refuses new events, logged a failure besides.
+    settings.posting.loggers = False
     # Page the initial listings: one response with every resource would be parsed whole.
     settings.watching.chunk_size = 500
     settings.watching.server_timeout = 120

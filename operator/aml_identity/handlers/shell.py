@@ -13,7 +13,7 @@ import kopf
 
 from aml_identity.api.common import TRANSIENT_REASONS, Condition, Reason
 from aml_identity.controllers.guard import forget
-from aml_identity.controllers.outcome import Deps, Outcome
+from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
@@ -42,6 +42,8 @@ class Memo:
         # change handlers and the resync share it, so neither path cuts the wait.
         self.not_before: dict[str, float] = {}
         self.resyncs: dict[str, int] = {}
+        # Blocked attempts of each object's deletion, for its backoff and escalation.
+        self.delete_attempts: dict[str, int] = {}
         settings = deps.settings
         self.schedule: Schedule[ResourceKey] = Schedule(
             period=settings.resync_seconds,
@@ -55,7 +57,7 @@ class Memo:
 
     def forget(self, uid: str, key: ResourceKey) -> None:
         """The object is gone: drop everything kept about it."""
-        for per_object in (self.locks, self.not_before, self.resyncs):
+        for per_object in (self.locks, self.not_before, self.resyncs, self.delete_attempts):
             per_object.pop(uid, None)
         self.schedule.forget(key)
         self.deps.waiters.forget(key)
@@ -178,6 +180,27 @@ def write_status(outcome: Outcome, body: Mapping[str, Any], patch: kopf.Patch) -
         patch.status["lastSyncTime"] = None
 
 
+# A blocked deletion is retried with a doubling delay up to MAX_BLOCKED_DELAY, so it
+# keeps trying (access may return) without hammering Azure or the event log; after
+# STUCK_AFTER attempts it says how to let the resource go.
+MAX_BLOCKED_DELAY = 600.0
+STUCK_AFTER = 3
+
+
+def blocked_delay(rule_delay: float | None, attempt: int) -> float:
+    base = rule_delay or 60.0
+    return float(min(MAX_BLOCKED_DELAY, base * 2 ** min(attempt - 1, 10)))
+
+
+def stuck_message(kind: str, attempt: int) -> str:
+    return (
+        f"Deletion has been blocked {attempt} times and is retried until Azure allows it. "
+        f"To leave what remains in Azure and let the {kind} go, set spec.deletionPolicy: "
+        "Orphan (kubectl patch --type merge -p "
+        '\'{"spec":{"deletionPolicy":"Orphan"}}\')'
+    )
+
+
 async def run_delete(
     kind: str,
     workflow: Workflow,
@@ -194,12 +217,19 @@ async def run_delete(
     uid = body["metadata"]["uid"]
     async with shared.lock(uid):
         outcome = await workflow(shared.deps, dict(body))
+    if outcome.reason is Reason.DELETION_BLOCKED:
+        attempt = shared.delete_attempts.get(uid, 0) + 1
+        shared.delete_attempts[uid] = attempt
+        delay = blocked_delay(outcome.retry_after, attempt)
+        outcome.message = f"{outcome.message} (attempt {attempt}; next in {delay:.0f}s)"
+        if attempt == STUCK_AFTER:
+            outcome.events.append(Event("Warning", "DeletionStuck", stuck_message(kind, attempt)))
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
     if outcome.reason is Reason.DELETION_BLOCKED:
         write_status(outcome, body, patch)
         logger.warning("%s %s: deletion blocked: %s", kind, _name(body), outcome.message)
-        raise kopf.TemporaryError(outcome.message, delay=outcome.retry_after or 60)
+        raise kopf.TemporaryError(outcome.message, delay=delay)
     meta = body["metadata"]
     forget(kind, meta.get("namespace") or "", meta["name"])
     shared.forget(uid, resource_key(plural, body))
