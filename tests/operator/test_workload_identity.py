@@ -297,3 +297,74 @@ def test_no_secret_in_logs_events_or_status(
     assert secret not in operator.logs()
     assert secret not in events
     assert secret not in str(obj)
+
+
+def test_a_service_account_held_by_another_workload_identity_is_not_taken(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    """Two WorkloadIdentities naming one service account: the first keeps it, the second
+    reports Conflict, and deleting the second leaves the first's annotations alone."""
+    accounts = {"serviceAccounts": [{"name": "contested", "create": True}]}
+    apply(cluster, "WorkloadIdentity", "holder", {"managedIdentity": MI, **accounts}, namespace)
+    holder = wait_ready(cluster, "wid", "holder", namespace)["status"]["clientId"]
+
+    def annotation() -> str:
+        account = get(cluster, "sa", "contested", namespace)
+        assert account is not None
+        return str(account["metadata"]["annotations"]["azure.workload.identity/client-id"])
+
+    assert annotation() == holder
+    apply(cluster, "WorkloadIdentity", "taker", {"managedIdentity": MI, **accounts}, namespace)
+    found = wait_reason(cluster, "wid", "taker", "Conflict", namespace)
+    assert found["status"] == "False"
+    assert (
+        "service account contested is already bound to WorkloadIdentity holder"
+        in (found["message"])
+    )
+    taker = get(cluster, "wid", "taker", namespace)
+    assert taker is not None
+    assert taker["status"]["clientId"] != holder
+    assert annotation() == holder
+    cluster.kubectl("delete", "wid", "taker", "-n", namespace)
+    wait_gone(cluster, "wid", "taker", namespace)
+    assert annotation() == holder, "deleting the other WorkloadIdentity stripped the holder's"
+
+
+def test_a_kubernetes_refusal_after_azure_writes_is_reported_in_status(
+    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+) -> None:
+    """The service account cannot be created (a quota allows none): the managed identity
+    that was just created is still recorded, with a status and an event that say why."""
+    cluster.kubectl(
+        "create", "quota", "no-more-accounts", "-n", namespace, "--hard=count/serviceaccounts=1"
+    )
+    wait_until(
+        lambda: (
+            "count/serviceaccounts"
+            in cluster.kubectl(
+                "get", "quota", "no-more-accounts", "-n", namespace, "-o", "json"
+            ).stdout
+            and '"used"'
+            in cluster.kubectl(
+                "get", "quota", "no-more-accounts", "-n", namespace, "-o", "json"
+            ).stdout
+        ),
+        timeout=30,
+        what="the quota to be counted",
+    )
+    spec = {"managedIdentity": MI, "serviceAccounts": [{"name": "over-quota", "create": True}]}
+    apply(cluster, "WorkloadIdentity", "refused", spec, namespace)
+    found = wait_reason(cluster, "wid", "refused", "Forbidden", namespace)
+    assert "Kubernetes API" in found["message"]
+    assert "quota" in found["message"]
+    obj = get(cluster, "wid", "refused", namespace)
+    assert obj is not None
+    assert obj["status"]["clientId"], "the identity made is not recorded"
+    wait_until(
+        lambda: any(e[1] == "Created" for e in events(cluster, namespace, "refused")),
+        timeout=30,
+        what="the Created event of the identity",
+    )
+    cluster.kubectl("delete", "quota", "no-more-accounts", "-n", namespace)
+    cluster.kubectl("delete", "wid", "refused", "-n", namespace)
+    wait_gone(cluster, "wid", "refused", namespace)

@@ -13,7 +13,9 @@ from aml_identity.api.common import Reason
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
 from aml_identity.api.workloadidentity import WorkloadIdentitySpec
-from aml_identity.azure.errors import TABLE, classify
+from aml_identity.azure.errors import TABLE, classify, kubernetes_failure
+from aml_identity.controllers.outcome import Outcome
+from aml_identity.handlers.shell import result_label
 from aml_identity.reconcile import names
 from aml_identity.reconcile.binding import (
     BindingPlan,
@@ -502,6 +504,7 @@ def http_error(
     code: str,
     headers: dict[str, str] | None = None,
     request_id_header: str = "x-ms-request-id",  # ARM's; Microsoft Graph's is request-id
+    inner: str | None = None,  # Key Vault's innererror code
 ) -> HttpResponseError:
     import json
 
@@ -518,9 +521,10 @@ def http_error(
                 headers={request_id_header: "rid-1", **(headers or {})},
                 stream_download_generator=None,
             )
-            self._content = json.dumps(
-                {"error": {"code": code, "message": f"{code} happened"}}
-            ).encode()
+            error: dict[str, object] = {"code": code, "message": f"{code} happened"}
+            if inner:
+                error["innererror"] = {"code": inner}
+            self._content = json.dumps({"error": error}).encode()
 
     from azure.mgmt.core.exceptions import ARMErrorFormat
 
@@ -543,6 +547,10 @@ def http_error(
         (409, "RoleAssignmentExists", True, Reason.RECONCILING),
         (400, "SomethingNew", False, Reason.INVALID_SPEC),
         (503, "ServiceUnavailable", True, Reason.AZURE_ERROR),
+        # A management lock needs a person; an unknown conflict will not pass by itself.
+        (409, "ScopeLocked", False, Reason.FORBIDDEN),
+        (409, "SomethingNew", False, Reason.AZURE_ERROR),
+        (409, "AnotherOperationInProgress", True, Reason.RECONCILING),
     ],
 )
 def test_classification(status: int, code: str, retryable: bool, reason: Reason) -> None:
@@ -550,6 +558,35 @@ def test_classification(status: int, code: str, retryable: bool, reason: Reason)
     assert (failure.retryable, failure.reason) == (retryable, reason)
     assert failure.request_id == "rid-1"
     assert str(failure) == f"{code}: {code} happened (request id rid-1)"
+
+
+def test_key_vaults_inner_code_decides_when_the_table_knows_it() -> None:
+    deleted = classify(http_error(409, "Conflict", inner="ObjectIsDeletedButRecoverable"))
+    assert (deleted.retryable, deleted.reason, deleted.delay) == (False, Reason.CONFLICT, 300.0)
+    assert deleted.code == "ObjectIsDeletedButRecoverable"
+    # An operation in progress: the outer code, retried.
+    busy = classify(http_error(409, "Conflict", inner="SomethingElse"))
+    assert (busy.retryable, busy.reason) == (True, Reason.RECONCILING)
+
+
+def test_kubernetes_refusals_go_through_the_same_table() -> None:
+    changed = kubernetes_failure(409, "Conflict", "the object has been modified")
+    assert (changed.retryable, changed.reason, changed.delay) == (True, Reason.RECONCILING, 5.0)
+    assert str(changed) == "Conflict: Kubernetes API: the object has been modified"
+    denied = kubernetes_failure(403, "Forbidden", "secrets is forbidden")
+    assert (denied.retryable, denied.reason) == (False, Reason.FORBIDDEN)
+    other = kubernetes_failure(500, "Internal Server Error", "etcd timeout")
+    assert (other.retryable, other.reason) == (True, Reason.KUBERNETES_ERROR)
+
+
+def test_the_result_metric_says_failed_for_permanent_failures() -> None:
+    unknown_conflict = Outcome.from_failure(classify(http_error(409, "SomethingNew")), "writing")
+    assert (result_label(unknown_conflict), unknown_conflict.retry_after) == ("failed", 60.0)
+    assert unknown_conflict.events[0].type == "Warning"
+    throttled = Outcome.from_failure(classify(http_error(429, "TooManyRequests")), "reading")
+    assert result_label(throttled) == "waiting"
+    assert result_label(Outcome(Reason.RECONCILED, "")) == "ready"
+    assert result_label(Outcome(Reason.INVALID_SPEC, "")) == "failed"
 
 
 def test_graph_errors_are_classified_with_graphs_request_id() -> None:

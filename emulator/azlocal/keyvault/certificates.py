@@ -162,6 +162,7 @@ async def create(req: VaultRequest) -> web.Response:
             "Conflict",
             f"Certificate {name} is currently in a deleted but recoverable state, and its name "
             "cannot be reused; in this state, the certificate can only be recovered or purged.",
+            inner="ObjectIsDeletedButRecoverable",
         )
     pending = existing.pending if existing is not None else None
     if pending is not None and pending.status == "inProgress":

@@ -134,6 +134,9 @@ class Reason(StrEnum):
     CREDENTIAL_EXPIRING = "CredentialExpiring"
     CREDENTIAL_EXPIRED = "CredentialExpired"
     AZURE_ERROR = "AzureError"
+    # The Kubernetes API refused one of the operator's own writes (a service account, a
+    # Secret) for a reason the error table does not know.
+    KUBERNETES_ERROR = "KubernetesError"
     # No MLAccessPolicy allows (part of) the request: nothing denied is written to Azure,
     # and what was granted before is revoked.
     POLICY_DENIED = "PolicyDenied"
@@ -169,8 +172,8 @@ class Condition(ApiModel):
             "One word in CamelCase from a fixed list: Reconciled, Reconciling, "
             "WaitingForDependency, WaitingForPrincipalReplication, Throttled, Deleting, "
             "InvalidSpec, NotOwned, Forbidden, Conflict, DriftDetected, DeletionBlocked, "
-            "CredentialExpiring, CredentialExpired, AzureError, PolicyDenied, "
-            "PolicyViolation."
+            "CredentialExpiring, CredentialExpired, AzureError, KubernetesError, "
+            "PolicyDenied, PolicyViolation."
         )
     )
     message: str = Field(default="", description="What happened, for a person to read.")

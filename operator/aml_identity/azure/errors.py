@@ -1,5 +1,6 @@
-"""The one error-classification table: every Azure failure becomes retryable (with a
-delay) or fatal (with a condition reason), and a message that names Azure's request id."""
+"""The one error-classification table: every Azure failure, and every refusal of the
+Kubernetes API, becomes retryable (with a delay) or fatal (with a condition reason), and a
+message that names Azure's request id."""
 
 from __future__ import annotations
 
@@ -61,7 +62,18 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     (404, "SubscriptionNotFound"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (404, "ParentResourceNotFound"): Rule(True, Reason.RECONCILING, FAST),
     (404, None): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
-    (409, None): Rule(True, Reason.RECONCILING, FAST),
+    # Another operation holds the object for a moment (ARM; Key Vault's "Conflict" is a
+    # certificate operation in progress).
+    (409, "AnotherOperationInProgress"): Rule(True, Reason.RECONCILING, FAST),
+    (409, "Conflict"): Rule(True, Reason.RECONCILING, SLOW),
+    # A management lock (CanNotDelete / ReadOnly) on the scope: a person must lift it.
+    (409, "ScopeLocked"): Rule(False, Reason.FORBIDDEN, SLOW),
+    # Key Vault (inner error code): the name belongs to a soft-deleted certificate, which
+    # must be recovered or purged before the name can be used again.
+    (409, "ObjectIsDeletedButRecoverable"): Rule(False, Reason.CONFLICT, VERY_SLOW),
+    # Any other conflict will not pass by itself: Ready=False, a Warning, and a look once
+    # a minute rather than every few seconds forever.
+    (409, None): Rule(False, Reason.AZURE_ERROR, SLOW),
     # Microsoft Graph (OData error codes).
     (403, "Authorization_RequestDenied"): Rule(False, Reason.FORBIDDEN, SLOW),
     # Graph replicates between its own replicas: an object just created may not be
@@ -70,6 +82,16 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     (400, "Request_MultipleObjectsWithSameKeyValue"): Rule(False, Reason.CONFLICT, VERY_SLOW),
     (400, "Request_BadRequest"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
 }
+# The Kubernetes API's answers to the operator's own requests (service accounts, Secrets,
+# wake-ups), by HTTP status: the same outcomes, in the same table's terms.
+KUBERNETES: dict[int, Rule] = {
+    404: Rule(True, Reason.RECONCILING, FAST),  # deleted meanwhile: look again
+    409: Rule(True, Reason.RECONCILING, FAST),  # changed meanwhile: read it again
+    403: Rule(False, Reason.FORBIDDEN, SLOW),  # the operator's RBAC lacks it: a person acts
+    422: Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
+    429: Rule(True, Reason.THROTTLED, FAST),
+}
+KUBERNETES_OTHER = Rule(True, Reason.KUBERNETES_ERROR, 30.0)
 SERVER_ERROR = Rule(True, Reason.AZURE_ERROR, 30.0)
 UNREACHABLE = Rule(True, Reason.AZURE_ERROR, 30.0)
 AUTHENTICATION = Rule(True, Reason.AZURE_ERROR, SLOW)
@@ -106,6 +128,10 @@ def classify(error: Exception) -> AzureFailure:
     if isinstance(error, HttpResponseError):
         status = error.status_code or 0
         code = error.error.code if error.error is not None else None
+        # A service's more specific code (Key Vault's inner error) decides when known.
+        inner = (getattr(error.error, "innererror", None) or {}).get("code")
+        if inner and (status, inner) in TABLE:
+            code = inner
         message = error.error.message if error.error is not None else str(error.message)
         response = error.response
         headers = getattr(response, "headers", None) or {}
@@ -122,6 +148,12 @@ def classify(error: Exception) -> AzureFailure:
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         return _failure(UNREACHABLE, None, None, _first_line(str(error)), None)
     raise error
+
+
+def kubernetes_failure(status: int, reason: str, message: str) -> AzureFailure:
+    """A Kubernetes API error answer, classified like Azure's."""
+    rule = KUBERNETES.get(status, KUBERNETES_OTHER)
+    return _failure(rule, status, reason or None, f"Kubernetes API: {_first_line(message)}", None)
 
 
 def _failure(

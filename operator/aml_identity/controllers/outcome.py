@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from aml_identity.api.common import Reason
 from aml_identity.azure.clients import AzureClients
-from aml_identity.azure.errors import AzureFailure
+from aml_identity.azure.errors import AzureFailure, kubernetes_failure
 from aml_identity.azure.gateway import Gateway
 from aml_identity.controllers.waiters import Waiters
-from aml_identity.kube.cluster import Cluster
+from aml_identity.kube.cluster import Cluster, KubeError
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
 
@@ -41,6 +41,13 @@ class Outcome:
     azure_writes: int = 0
     # Audit mode: what a policy would deny, reported in the PolicyViolation condition.
     policy_violation: str | None = None
+    # A failure the error table calls permanent: retried (slowly) only in case a person
+    # fixes it meanwhile; the result metric counts it as failed, not waiting.
+    permanent: bool = False
+
+    @classmethod
+    def from_kube_error(cls, error: KubeError, doing: str) -> Outcome:
+        return cls.from_failure(kube_failure(error), doing)
 
     @classmethod
     def from_failure(cls, failure: AzureFailure, doing: str) -> Outcome:
@@ -50,7 +57,13 @@ class Outcome:
             message=message,
             events=[Event("Warning", failure.reason.value, message)],
             retry_after=failure.delay,
+            permanent=not failure.retryable,
         )
+
+
+def kube_failure(error: KubeError) -> AzureFailure:
+    """A Kubernetes API error through the one error table (azure.errors)."""
+    return kubernetes_failure(error.status, error.reason, error.message)
 
 
 @dataclass

@@ -22,7 +22,8 @@ from aml_identity.controllers.credentialstores import (
     View,
 )
 from aml_identity.controllers.guard import removed_credential, revoked
-from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.controllers.outcome import Deps, Event, Outcome, kube_failure
+from aml_identity.kube.cluster import KubeError
 from aml_identity.metrics import CREDENTIAL_EXPIRY
 from aml_identity.reconcile import secretstore
 from aml_identity.reconcile.credentials import (
@@ -304,6 +305,8 @@ async def _rotate(
         )
     except AzureFailure as failure:
         return _credential_failure(view, failure, store.kind, now, renew_before)
+    except KubeError as error:  # the credential's Secret: refused, or changed meanwhile
+        return _credential_failure(view, kube_failure(error), store.kind, now, renew_before)
     except (KeyListError, ValueError) as error:  # never a silent drop of a key in use
         return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
     status["credential"] = _credential_status(store.kind, view, renew_before)

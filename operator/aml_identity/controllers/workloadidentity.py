@@ -13,7 +13,7 @@ from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers import serviceprincipal
 from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome
-from aml_identity.kube.cluster import TRIGGER_ANNOTATION
+from aml_identity.kube.cluster import TRIGGER_ANNOTATION, KubeError, ServiceAccountTaken
 from aml_identity.metrics import DRIFT_CORRECTIONS
 from aml_identity.reconcile.conditions import is_ready
 from aml_identity.reconcile.identity import (
@@ -146,8 +146,9 @@ async def _reconcile(
     if resource.spec.service_principal is not None:
         outcome = await serviceprincipal.reconcile(deps, resource, owner, excluded=excluded)
         if outcome.reason is Reason.RECONCILED and outcome.status.get("clientId"):
-            outcome.events += await _sync_service_accounts(
-                deps, resource, owner, str(outcome.status["clientId"]), deps.settings.tenant_id
+            client_id = str(outcome.status["clientId"])
+            return await _with_service_accounts(
+                deps, resource, owner, outcome, client_id, deps.settings.tenant_id
             )
         return outcome
     try:
@@ -228,10 +229,14 @@ async def _reconcile(
         return outcome
     if writes and known_principal is not None and not plan.create:
         DRIFT_CORRECTIONS.labels(KIND).inc()
+    outcome = _ready(
+        deps, resource, observed, desired, "identity and federated credentials match the spec"
+    )
+    outcome.events = events
+    outcome.azure_writes = writes
     if plan.create and known_principal is not None:
         DRIFT_CORRECTIONS.labels(KIND).inc()
-        await poke_bindings(deps, owner, observed.principal_id)
-        events.append(
+        outcome.events.append(
             Event(
                 "Warning",
                 "Recreated",
@@ -239,14 +244,43 @@ async def _reconcile(
                 f"principal id changed from {known_principal} to {observed.principal_id}",
             )
         )
-    sa_events = await _sync_service_accounts(
-        deps, resource, owner, observed.client_id, observed.tenant_id
+        try:
+            await poke_bindings(deps, owner, observed.principal_id)
+        except KubeError as error:
+            return _kube_refused(outcome, error, "waking the bindings of the new principal")
+    return await _with_service_accounts(
+        deps, resource, owner, outcome, observed.client_id, observed.tenant_id
     )
-    outcome = _ready(
-        deps, resource, observed, desired, "identity and federated credentials match the spec"
-    )
-    outcome.events = events + sa_events
-    outcome.azure_writes = writes
+
+
+def _kube_refused(done: Outcome, error: KubeError, doing: str) -> Outcome:
+    """A Kubernetes refusal after Azure was written: the status and events still say
+    what was written, so nothing done goes unrecorded; the error table says when to retry."""
+    failed = Outcome.from_kube_error(error, doing)
+    failed.status = done.status
+    failed.events = done.events + failed.events
+    failed.azure_writes = done.azure_writes
+    return failed
+
+
+async def _with_service_accounts(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    outcome: Outcome,
+    client_id: str,
+    tenant_id: str,
+) -> Outcome:
+    """`outcome` (the identity is Ready) once its service accounts are bound too."""
+    try:
+        events, taken = await _sync_service_accounts(deps, resource, owner, client_id, tenant_id)
+    except KubeError as error:
+        return _kube_refused(outcome, error, "annotating service accounts")
+    outcome.events += events
+    if taken:
+        message = "; ".join(taken)
+        outcome.reason, outcome.message = Reason.CONFLICT, message
+        outcome.events.append(Event("Warning", Reason.CONFLICT.value, message))
     return outcome
 
 
@@ -309,31 +343,39 @@ def _ready(
 
 async def _sync_service_accounts(
     deps: Deps, resource: WorkloadIdentity, owner: Owner, client_id: str, tenant_id: str
-) -> list[Event]:
-    """Annotate the listed service accounts; release those dropped from the spec."""
-    events = await _bind_service_accounts(deps, resource, owner, client_id, tenant_id)
+) -> tuple[list[Event], list[str]]:
+    """Annotate the listed service accounts; release those dropped from the spec. Returns
+    the events, and why each account held by another WorkloadIdentity was left alone."""
+    events, taken = await _bind_service_accounts(deps, resource, owner, client_id, tenant_id)
     wanted = {a.name for a in resource.spec.service_accounts}
     for dropped in resource.status.service_accounts if resource.status else []:
         if dropped not in wanted:
-            await deps.cluster.release_service_account(owner.namespace, dropped, owner.uid)
+            await deps.cluster.release_service_account(
+                owner.namespace, dropped, owner.name, owner.uid
+            )
             events.append(Event("Normal", "ServiceAccount", f"Released service account {dropped}"))
-    return events
+    return events, taken
 
 
 async def _bind_service_accounts(
     deps: Deps, resource: WorkloadIdentity, owner: Owner, client_id: str, tenant_id: str
-) -> list[Event]:
-    events = []
+) -> tuple[list[Event], list[str]]:
+    events: list[Event] = []
+    taken: list[str] = []
     for account in resource.spec.service_accounts:
-        result = await deps.cluster.bind_service_account(
-            owner.namespace,
-            account.name,
-            create=account.create,
-            client_id=client_id,
-            tenant_id=tenant_id,
-            owner=owner.name,
-            owner_uid=owner.uid,
-        )
+        try:
+            result = await deps.cluster.bind_service_account(
+                owner.namespace,
+                account.name,
+                create=account.create,
+                client_id=client_id,
+                tenant_id=tenant_id,
+                owner=owner.name,
+                owner_uid=owner.uid,
+            )
+        except ServiceAccountTaken as refused:
+            taken.append(str(refused))
+            continue
         if result == "created":
             events.append(
                 Event("Normal", "ServiceAccount", f"Created service account {account.name}")
@@ -351,7 +393,7 @@ async def _bind_service_accounts(
                     "(set create: true to create it)",
                 )
             )
-    return events
+    return events, taken
 
 
 async def poke_bindings(deps: Deps, owner: Owner, principal_id: str) -> None:
@@ -422,8 +464,15 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     """Remove what this resource created; 404 counts as gone."""
     resource = WorkloadIdentity.model_validate(body)
     owner = owner_of(body, deps.settings.cluster_id)
-    for account in resource.spec.service_accounts:
-        await deps.cluster.release_service_account(owner.namespace, account.name, owner.uid)
+    try:
+        for account in resource.spec.service_accounts:
+            await deps.cluster.release_service_account(
+                owner.namespace, account.name, owner.name, owner.uid
+            )
+    except KubeError as error:
+        outcome = Outcome.from_kube_error(error, "releasing service accounts")
+        outcome.reason = Reason.DELETION_BLOCKED
+        return outcome
     if resource.spec.service_principal is not None:
         return await serviceprincipal.delete(deps, resource, owner)
     if resource.spec.deletion_policy == "Orphan" or resource.spec.managed_identity is None:

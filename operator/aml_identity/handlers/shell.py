@@ -14,6 +14,7 @@ import kopf
 from aml_identity.api.common import TRANSIENT_REASONS, Condition, Reason
 from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.kube.cluster import KubeError
 from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
@@ -71,9 +72,13 @@ class NotYet(Exception):
         self.delay = delay
 
 
-def _result(outcome: Outcome) -> str:
+def result_label(outcome: Outcome) -> str:
+    """The reconcile metric's result: ready, waiting (it will pass by itself) or failed
+    (a person must act: the spec, permissions, a lock, ownership)."""
     if outcome.reason is Reason.RECONCILED:
         return "ready"
+    if outcome.permanent:
+        return "failed"
     waiting = outcome.retry_after is not None or outcome.reason in TRANSIENT_REASONS
     return "waiting" if waiting else "failed"
 
@@ -103,7 +108,12 @@ async def compare(
         if wait > 0:
             raise NotYet(wait)
         started = time.monotonic()
-        outcome = await workflow(deps, dict(body))
+        try:
+            outcome = await workflow(deps, dict(body))
+        except KubeError as error:
+            # Any refusal a workflow did not handle itself still becomes a status and an
+            # event, classified by the one error table.
+            outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
         shared.schedule.synced(resource_key(plural, body))
         if outcome.retry_after is not None:
             shared.not_before[uid] = time.monotonic() + outcome.retry_after
@@ -111,7 +121,7 @@ async def compare(
             shared.not_before.pop(uid, None)
     RECONCILE_SECONDS.labels(kind).observe(time.monotonic() - started)
     LAST_SYNC.labels(kind).set(time.time())
-    RECONCILES.labels(kind, _result(outcome)).inc()
+    RECONCILES.labels(kind, result_label(outcome)).inc()
     return outcome
 
 
@@ -216,7 +226,11 @@ async def run_delete(
     shared: Memo = memo.shared
     uid = body["metadata"]["uid"]
     async with shared.lock(uid):
-        outcome = await workflow(shared.deps, dict(body))
+        try:
+            outcome = await workflow(shared.deps, dict(body))
+        except KubeError as error:
+            outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
+            outcome.reason = Reason.DELETION_BLOCKED
     if outcome.reason is Reason.DELETION_BLOCKED:
         attempt = shared.delete_attempts.get(uid, 0) + 1
         shared.delete_attempts[uid] = attempt

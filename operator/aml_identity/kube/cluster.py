@@ -54,6 +54,20 @@ class KubeError(Exception):
         super().__init__(f"Kubernetes API {status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.message = message
+
+
+class ServiceAccountTaken(Exception):
+    """The service account carries another WorkloadIdentity's client id (or one set by
+    hand): binding it would take it from its owner."""
+
+    def __init__(self, name: str, holder: str | None, client_id: str) -> None:
+        held_by = f"WorkloadIdentity {holder}" if holder else "a client id set outside the operator"
+        super().__init__(
+            f"service account {name} is already bound to {held_by} ({CLIENT_ID_ANNOTATION}: "
+            f"{client_id}); it is left as it is"
+        )
+        self.holder = holder
 
 
 def login() -> kopf.ConnectionInfo:
@@ -277,6 +291,10 @@ class Cluster:
         existing = current["metadata"].get("annotations") or {}
         if all(existing.get(k) == v for k, v in annotations.items()):
             return "unchanged"
+        holder = existing.get(MANAGED_BY_ANNOTATION)
+        theirs = existing.get(CLIENT_ID_ANNOTATION)
+        if (holder and holder != owner) or (not holder and theirs and theirs != client_id):
+            raise ServiceAccountTaken(name, holder, theirs or "")
         await self._call(
             "PATCH",
             self._account_path(namespace, name),
@@ -285,8 +303,11 @@ class Cluster:
         )
         return "annotated"
 
-    async def release_service_account(self, namespace: str, name: str, owner_uid: str) -> None:
-        """Delete a service account this resource created, or remove its annotations."""
+    async def release_service_account(
+        self, namespace: str, name: str, owner: str, owner_uid: str
+    ) -> None:
+        """Delete a service account this resource created, or remove its annotations (only
+        when they are this resource's: another WorkloadIdentity may hold it)."""
         path = self._account_path(namespace, name)
         current = await self._call("GET", path, missing_ok=True)
         if current is None:
@@ -295,7 +316,7 @@ class Cluster:
         if (metadata.get("labels") or {}).get(CREATED_BY_LABEL) == owner_uid:
             await self._call("DELETE", path, missing_ok=True)
             return
-        if MANAGED_BY_ANNOTATION in (metadata.get("annotations") or {}):
+        if (metadata.get("annotations") or {}).get(MANAGED_BY_ANNOTATION) == owner:
             remove = {
                 k: None for k in (CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, MANAGED_BY_ANNOTATION)
             }
