@@ -6,6 +6,8 @@ endpoints and the CA bundle differ.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,10 +93,21 @@ class Settings(BaseSettings):
         default_factory=list, description="Namespaces to watch; empty means all."
     )
     cluster_id: str = Field(
-        default="default",
-        pattern=r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,62}$",
-        description="Names this cluster in the tags of Azure objects it creates.",
+        default="",
+        pattern=r"^([a-zA-Z0-9][-a-zA-Z0-9_.]{0,62})?$",
+        description=(
+            "Names this cluster in the tags of Azure objects it creates, and in the names "
+            "of its custom roles and applications; no two clusters may share one. Empty: "
+            "the UID of the cluster's kube-system namespace."
+        ),
     )
+
+    async def with_cluster_id(self, kube_system_uid: Callable[[], Awaitable[str]]) -> Settings:
+        """These settings with the cluster id decided (read from the cluster if unset)."""
+        if self.cluster_id:
+            return self
+        return self.model_copy(update={"cluster_id": await kube_system_uid()})
+
     shard: str = Field(
         default="",
         pattern=r"^([a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?)?$",

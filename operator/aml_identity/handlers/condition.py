@@ -18,6 +18,7 @@ from aml_identity.settings import Settings
 
 async def condition(settings: Settings, scope: str | None) -> int:
     cluster = Cluster()
+    settings = await settings.with_cluster_id(cluster.kube_system_uid)
     book = await live_policies(cluster, settings)
     where = scope or f"/subscriptions/{settings.subscription_id}"
     azure = AzureClients.build(settings)

@@ -40,6 +40,7 @@ def manifests(paths: Iterable[Path]) -> list[dict[str, Any]]:
 
 async def plan(settings: Settings, paths: list[Path]) -> int:
     cluster = Cluster()
+    settings = await settings.with_cluster_id(cluster.kube_system_uid)
     azure = AzureClients.build(settings)
     issuer = settings.oidc_issuer or await cluster.issuer()
     policies = await live_policies(cluster, settings)

@@ -29,6 +29,7 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     # and events say what changed. Failures still reach the log through our handlers.
     logging.getLogger("azure").setLevel(logging.WARNING)
     cluster = Cluster()
+    settings = await settings.with_cluster_id(cluster.kube_system_uid)
     issuer = settings.oidc_issuer or await cluster.issuer()
     azure = AzureClients.build(settings)
     deps = Deps(settings=settings, azure=azure, cluster=cluster, issuer=issuer)
@@ -45,7 +46,8 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
         if settings.webhook_configuration:
             kopf_settings.admission.managed = settings.webhook_configuration
     log.info(
-        "starting: issuer %s, ARM %s, subscription %s, resync %ss",
+        "starting: cluster id %s, issuer %s, ARM %s, subscription %s, resync %ss",
+        settings.cluster_id,
         issuer,
         settings.arm_endpoint,
         settings.subscription_id,

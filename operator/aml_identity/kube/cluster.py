@@ -230,6 +230,12 @@ class Cluster:
         }
         await self._call("POST", f"/api/v1/namespaces/{quote(namespace)}/events", event)
 
+    async def kube_system_uid(self) -> str:
+        """The UID of the kube-system namespace: made when the cluster was, and unique to
+        it, so it tells clusters apart (the default cluster id)."""
+        found = await self._call("GET", "/api/v1/namespaces/kube-system")
+        return str(found["metadata"]["uid"])
+
     async def get_cluster_object(self, path: str) -> dict[str, Any] | None:
         """Any object by its API path; None when it does not exist."""
         found = await self._call("GET", path, missing_ok=True)
