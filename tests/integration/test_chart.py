@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from aml_identity.reconcile.names import role_definition_name
 from azlocal.server import AzLocal
 from localcluster import LocalCluster, build
 from support.operator import (
@@ -30,6 +31,7 @@ from support.operator import (
     apply,
     apply_json,
     free_port,
+    get,
     wait_crds_established,
     wait_gone,
     wait_ready,
@@ -387,6 +389,10 @@ def test_chart_rbac_runs_the_main_scenario(
         "AML_IDENTITY_WEBHOOK_CERT_DIR": str(certs),
         "AML_IDENTITY_WEBHOOK_CONFIGURATION": config.get("AML_IDENTITY_WEBHOOK_CONFIGURATION", ""),
     }
+    # The chart sets no cluster id by default: the operator reads kube-system's UID, with
+    # the chart's RBAC.
+    assert "AML_IDENTITY_CLUSTER_ID" not in config
+    del operator.env["AML_IDENTITY_CLUSTER_ID"]
     operator.start()
     try:
         role = f"rbac-{namespace}"
@@ -421,7 +427,10 @@ def test_chart_rbac_runs_the_main_scenario(
             },
             namespace,
         )
-        wait_ready(cluster, "mlroles", role)
+        made = wait_ready(cluster, "mlroles", role)["status"]["roleDefinitionName"]
+        kube_system = get(cluster, "namespace", "kube-system")
+        assert kube_system is not None
+        assert made == role_definition_name(kube_system["metadata"]["uid"], role)
         wait_ready(cluster, "wid", "rbac", namespace)
         wait_ready(cluster, "mlrb", "rbac", namespace)
         # As the API server calls it: TLS checked against the chart's CA for the Service's
@@ -1318,3 +1327,35 @@ def test_webhook_on_the_api_server(own_cluster: LocalCluster) -> None:
         ).returncode
         != 0
     )
+
+
+def test_watched_namespaces_get_secret_access_there_only() -> None:
+    """operator.namespaces of plain names: service accounts and Secrets are granted by a
+    Role in each, never cluster-wide; patterns cannot be, so they keep the ClusterRole."""
+
+    def secret_rules(docs: list[dict[str, Any]]) -> dict[tuple[str, str | None], list[str]]:
+        return {
+            (d["kind"], d["metadata"].get("namespace")): [
+                r for rule in d["rules"] for r in rule.get("resources", [])
+            ]
+            for d in docs
+            if d["kind"] in ("ClusterRole", "Role")
+            and d["metadata"]["name"] == "t-aml-identity-operator"
+        }
+
+    scoped = rendered("--set", "operator.namespaces={team-a,team-b}")
+    rules = secret_rules(scoped)
+    assert "secrets" not in rules[("ClusterRole", None)]
+    assert "serviceaccounts" not in rules[("ClusterRole", None)]
+    for namespace in ("team-a", "team-b"):
+        assert set(rules[("Role", namespace)]) == {"secrets", "serviceaccounts"}
+        [binding] = [
+            d
+            for d in scoped
+            if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == namespace
+        ]
+        assert binding["roleRef"]["name"] == "t-aml-identity-operator"
+    assert "secrets" in secret_rules(rendered())[("ClusterRole", None)]
+    patterns = secret_rules(rendered("--set", "operator.namespaces={team-*}"))
+    assert list(patterns) == [("ClusterRole", None)]
+    assert "secrets" in patterns[("ClusterRole", None)]

@@ -153,3 +153,22 @@ overrides the Azure identity.
 {{ include "aml.shardLabel" $.root }}: {{ . }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The rules on service accounts and credential Secrets: cluster-wide in the ClusterRole, or
+in a Role per namespace when operator.namespaces lists plain names.
+*/}}
+{{- define "aml.namespacedRules" -}}
+# Annotate the service accounts a WorkloadIdentity federates; create and delete the
+# ones it is asked to create.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create", "patch", "delete"]
+# Credential Secrets of servicePrincipal WorkloadIdentities: the operator writes the
+# certificate (or client secret) it issues, replaces it on rotation and deletes it with
+# the WorkloadIdentity. It reads only the Secrets it names (get, never list or watch)
+# and touches none that lack its owner label.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
+{{- end }}
