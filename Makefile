@@ -80,13 +80,13 @@ demo: venv tools ## the operator on the local world: control plane, azlocal, exa
 
 .PHONY: cluster-up
 cluster-up: venv tools ## start a local control plane in $(CLUSTER_DIR) (prints KUBECONFIG)
-	$(BIN)/python tools/localcluster/localcluster.py up --dir $(CLUSTER_DIR)
+	$(BIN)/python tools/localcluster/localcluster.py up --dir "$(CLUSTER_DIR)"
 
 .PHONY: cluster-down
 cluster-down: venv ## stop the local control plane
-	$(BIN)/python tools/localcluster/localcluster.py down --dir $(CLUSTER_DIR)
+	$(BIN)/python tools/localcluster/localcluster.py down --dir "$(CLUSTER_DIR)"
 
 .PHONY: clean
 clean: ## remove .venv and the local cluster folder (keeps the cache)
-	-$(BIN)/python tools/localcluster/localcluster.py down --dir $(CLUSTER_DIR)
-	rm -rf $(VENV) $(CLUSTER_DIR) .mypy_cache .ruff_cache .pytest_cache
+	-$(BIN)/python tools/localcluster/localcluster.py down --dir "$(CLUSTER_DIR)"
+	rm -rf $(VENV) "$(CLUSTER_DIR)" .mypy_cache .ruff_cache .pytest_cache

@@ -132,8 +132,13 @@ class Settings(BaseSettings):
         ),
     )
     metrics_port: int = Field(default=8080, ge=0, le=65535, description="Prometheus metrics port.")
+    # Loopback unless told: outside a Pod (a laptop, a VM) nothing else should reach them.
+    # The chart sets 0.0.0.0, where the kubelet and Prometheus reach the Pod's IP.
+    metrics_address: str = Field(
+        default="127.0.0.1", description="Address the Prometheus metrics listen on."
+    )
     liveness_endpoint: str = Field(
-        default="http://0.0.0.0:8081/healthz", description="kopf's liveness probe endpoint."
+        default="http://127.0.0.1:8081/healthz", description="kopf's liveness probe endpoint."
     )
     peering: str = Field(
         default="",

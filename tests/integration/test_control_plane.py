@@ -80,9 +80,20 @@ def test_start_failure_shows_the_component_logs(tmp_path: Path) -> None:
 
 
 def test_detached_up_and_down(tmp_path: Path, repo: Path) -> None:
-    """The `make cluster-up` / `cluster-down` path: processes outlive the CLI, then stop."""
+    """The `make cluster-up` / `cluster-down` path: processes outlive the CLI, then stop.
+    The directory has a space in it, as CLUSTER_DIR may."""
     script = repo / "tools/localcluster/localcluster.py"
-    workdir = tmp_path / "detached"
+    workdir = tmp_path / "detached cluster"
+    for target in ("cluster-up", "cluster-down"):
+        planned = subprocess.run(
+            ["make", "-n", "-s", target, f"CLUSTER_DIR={workdir}"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert f'--dir "{workdir}"' in planned, planned
     up = subprocess.run(
         [sys.executable, str(script), "up", "--dir", str(workdir)],
         capture_output=True,
@@ -92,6 +103,13 @@ def test_detached_up_and_down(tmp_path: Path, repo: Path) -> None:
     )
     assert up.returncode == 0, up.stderr
     assert "control plane ready at https://127.0.0.1:" in up.stdout
+    exported = subprocess.run(
+        ["bash", "-c", f'{up.stdout.splitlines()[-1]} && printf %s "$KUBECONFIG"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert exported == str(workdir / "kubeconfig"), "the printed export must survive a shell"
     pids = json.loads((workdir / "pids.json").read_text())
     assert set(pids) == {"etcd", "apiserver", "controller-manager"}
     kubeconfig = workdir / "kubeconfig"

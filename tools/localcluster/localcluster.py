@@ -23,6 +23,7 @@ import base64
 import ctypes
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -500,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         f"control plane ready at {cluster.server}: /readyz after {cluster.readyz_in:.1f}s, "
         f"controllers after {cluster.started_in:.1f}s"
     )
-    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
     return 0
 
 

@@ -34,7 +34,7 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
     azure = AzureClients.build(settings)
     deps = Deps(settings=settings, azure=azure, cluster=cluster, issuer=issuer)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.metrics_address)
     kopf_settings = kopf.OperatorSettings()
     configure(kopf_settings, settings)
     # With peering, replicas elect the one with the highest priority; equal priorities
