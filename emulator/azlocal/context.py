@@ -44,6 +44,10 @@ class Settings:
     # Key Vault: how many polls of a certificate's pending operation still answer
     # inProgress before it completes (the create itself always answers inProgress).
     keyvault_pending_polls: int = 1
+    # Microsoft Graph serves reads from replicas that may not have seen a write yet: for
+    # this long after an application's credentials change, reads of it show them as they
+    # were before (0: every read is current).
+    graph_read_lag_seconds: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -83,6 +87,9 @@ class Context:
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     counters: Counter[tuple[str, int]] = field(default_factory=Counter)
     fic_busy_until: dict[str, float] = field(default_factory=dict)
+    # Application object id -> (monotonic time of the last credential write, the
+    # certificates and secrets before it): what a lagging Graph replica still serves.
+    graph_before_write: dict[str, tuple[float, list[Any], list[Any]]] = field(default_factory=dict)
     throttle: Throttle = field(init=False)
 
     def __post_init__(self) -> None:

@@ -23,9 +23,10 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import jwt
@@ -215,6 +216,26 @@ def _password_json(secret: SecretCredential) -> dict[str, Any]:
         "secretText": None,
         "startDateTime": _iso(secret.start),
     }
+
+
+def _before_write(call: Call, app: Application) -> None:
+    """Remember the credentials as they were, for the replicas that lag (settings)."""
+    if call.ctx.settings.graph_read_lag_seconds > 0:
+        call.ctx.graph_before_write[app.object_id] = (
+            time.monotonic(),
+            list(app.certificates),
+            list(app.secrets),
+        )
+
+
+def _as_a_replica_sees(call: Call, app: Application) -> Application:
+    """The application as a read may see it: before a credential write made less than
+    graph_read_lag_seconds ago."""
+    lag = call.ctx.settings.graph_read_lag_seconds
+    before = call.ctx.graph_before_write.get(app.object_id)
+    if lag <= 0 or before is None or time.monotonic() - before[0] >= lag:
+        return app
+    return replace(app, certificates=before[1], secrets=before[2])
 
 
 def _app_json(app: Application, *, with_keys: bool = False) -> dict[str, Any]:
@@ -423,7 +444,7 @@ def _page(call: Call, items: list[dict[str, Any]]) -> web.Response:
 
 @route("GET", APP, "graph/applications/read")
 async def get_application(call: Call) -> web.Response:
-    app = _application(call)
+    app = _as_a_replica_sees(call, _application(call))
     selected = call.request.query.get("$select", "")
     # Graph returns certificates (the `key`) only when keyCredentials is selected.
     with_keys = "keycredentials" in selected.lower()
@@ -447,6 +468,8 @@ async def update_application(call: Call) -> web.Response:
         created = _create_application(call, body, call.match.group("key"))
         return web.json_response(_app_json(created), status=201)
     call.may_write(app.owners)
+    if "keyCredentials" in body:
+        _before_write(call, app)
     _update_application(app, body)
     return web.Response(status=204)
 
@@ -523,6 +546,7 @@ async def add_key(call: Call) -> web.Response:
     if not isinstance(raw, dict):
         raise bad_request("Property 'keyCredential' is required.")
     certificate = certificate_from_json({**raw, "keyId": None}, [])
+    _before_write(call, app)
     app.certificates.append(certificate)
     return web.json_response(_key_json(certificate, with_key=False))
 
@@ -536,6 +560,7 @@ async def remove_key(call: Call) -> web.Response:
     key_id = str(body.get("keyId") or "")
     if not any(c.key_id == key_id for c in app.certificates):
         raise not_found(key_id)
+    _before_write(call, app)
     app.certificates = [c for c in app.certificates if c.key_id != key_id]
     return web.Response(status=204)
 
@@ -557,6 +582,7 @@ async def add_password(call: Call) -> web.Response:
         end=end,
         display_name=str(raw.get("displayName") or ""),
     )
+    _before_write(call, app)
     app.secrets.append(secret)
     # The only time the text is ever returned.
     return web.json_response({**_password_json(secret), "secretText": text})
@@ -569,6 +595,7 @@ async def remove_password(call: Call) -> web.Response:
     key_id = str(_body(call).get("keyId") or "")
     if not any(s.key_id == key_id for s in app.secrets):
         raise not_found(key_id)
+    _before_write(call, app)
     app.secrets = [s for s in app.secrets if s.key_id != key_id]
     return web.Response(status=204)
 

@@ -563,3 +563,53 @@ def test_key_vault_rotation_registers_before_it_merges(
     assert "identity.aml.dev/previous-key-id" not in tags
     cluster.kubectl("delete", "wid", "vault-rotating", "-n", namespace)
     wait_gone(cluster, "wid", "vault-rotating", namespace)
+
+
+def test_a_lagging_graph_read_never_drops_the_served_certificate(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Graph's replicas may answer from before the last write. The key list is rewritten
+    whole on every change, so a read that misses the key just registered must not lead to
+    a rewrite without it (a second certificate, the served one dropped): the operator
+    re-reads, waits until Graph shows the key, and only then calls it Ready."""
+    lag = 12.0  # more than two of the test operator's resyncs
+    azlocal.admin("PATCH", "settings", {"graphReadLagSeconds": lag})
+    try:
+        apply(
+            cluster,
+            "WorkloadIdentity",
+            "lagged",
+            {
+                "servicePrincipal": {
+                    "displayName": f"ml-lagged-{namespace}",
+                    "credential": {"certificate": {"secretName": "lagged-cert"}},
+                }
+            },
+            namespace,
+        )
+        status = wait_ready(cluster, "wid", "lagged", namespace, timeout=120)["status"]
+        object_id = status["applicationObjectId"]
+
+        def application_requests(method: str) -> list[dict[str, Any]]:
+            return [
+                r
+                for r in azlocal.admin("GET", "requests")
+                if r["method"] == method and object_id in r["path"]
+            ]
+
+        reads = len(application_requests("GET"))
+        # Two more looks at the application (resyncs) after Ready.
+        wait_until(
+            lambda: len(application_requests("GET")) >= reads + 2,
+            timeout=60,
+            what="two resyncs of the service principal",
+        )
+        key_writes = application_requests("PATCH")
+        assert len(key_writes) == 1, f"the key list was rewritten {len(key_writes)} times"
+        app = application(azlocal, status["clientId"])
+        [key] = app.key_credentials
+        served = get(cluster, "secret", "lagged-cert", namespace)
+        assert served is not None
+        assert served["metadata"]["annotations"]["identity.aml.dev/key-id"] == str(key.key_id)
+    finally:
+        azlocal.admin("PATCH", "settings", {"graphReadLagSeconds": 0})

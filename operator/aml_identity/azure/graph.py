@@ -115,6 +115,13 @@ class GraphGateway:
         found = await maybe(lambda: self._send("GET", path, params={"$select": SELECT}))
         return None if found is None else _application(found)
 
+    async def read_application(self, object_id: str) -> Application | None:
+        """The application by its object id: a fresh read, to check what was just read or
+        written (Graph's replicas may answer from before a write)."""
+        path = f"/applications/{_segment(object_id)}"
+        found = await maybe(lambda: self._send("GET", path, params={"$select": SELECT}))
+        return None if found is None else _application(found)
+
     async def upsert_application(
         self, unique_name: str, display_name: str, tags: list[str], notes: str
     ) -> Application:
@@ -253,6 +260,11 @@ def _graph_error(status: int, message: str, code: str | None = None) -> HttpResp
     if code is not None:
         error.error = ODataV4Format({"code": code, "message": message})
     return error
+
+
+def not_visible(what: str) -> AzureFailure:
+    """`what` was written but a read does not show it yet (Graph's replication)."""
+    return _not_visible(what)
 
 
 def _not_visible(what: str) -> AzureFailure:

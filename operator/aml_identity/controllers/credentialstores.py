@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aml_identity.api.observed import (
@@ -27,6 +27,7 @@ from aml_identity.api.observed import (
     PendingRequest,
     VaultCertificate,
 )
+from aml_identity.azure.graph import not_visible
 from aml_identity.controllers.outcome import Deps
 from aml_identity.kube.cluster import StoredSecret
 from aml_identity.reconcile import secretstore
@@ -60,7 +61,7 @@ class Store(Protocol):
     @property
     def where(self) -> str: ...
 
-    async def read(self) -> View: ...
+    async def read(self, now: datetime) -> View: ...
     # Steps act on what the last read() saw (`view`), so a step needs no reading of its own.
     async def issue(
         self, view: View, now: datetime, not_before: datetime, not_after: datetime
@@ -104,6 +105,43 @@ class AppKeys:
 
     def by_thumbprint(self, thumb: str) -> str | None:
         return next((k.key_id for k in self.managed() if k.thumbprint == thumb), None)
+
+    def has(self, key_id: str) -> bool:
+        return any(k.key_id == key_id for k in self.keys)
+
+    async def refresh(self) -> Application | None:
+        """Read the application again (Graph may have answered from a lagging replica)."""
+        fresh = await self.deps.graph.read_application(self.app.object_id)
+        if fresh is not None:
+            self.keys = list(fresh.keys)
+        return fresh
+
+    async def confirm(
+        self, key_id: str | None, written_at: datetime | None, now: datetime, where: str
+    ) -> None:
+        """Before the key list is rewritten (PATCH replaces it whole): a key `where`
+        serves, written less than GRAPH_LAG ago, that the read did not show is read
+        again, and if still missing, waited for, never dropped."""
+        if key_id is None or self.has(key_id) or not _recent(written_at, now):
+            return
+        await self.refresh()
+        if not self.has(key_id):
+            raise not_visible(f"key {key_id}, which {where} serves,")
+
+    async def verify(self, key_id: str, where: str) -> None:
+        """After the PATCH: Graph shows the key (a read no longer answers from before it)."""
+        await self.refresh()
+        if not self.has(key_id):
+            raise not_visible(f"key {key_id}, just registered for {where},")
+
+
+# Graph's replicas can answer a read from before a write for a while; a key written
+# longer ago than this and missing from a read is gone, not lagging.
+GRAPH_LAG = timedelta(minutes=5)
+
+
+def _recent(written_at: datetime | None, now: datetime) -> bool:
+    return written_at is not None and now - written_at < GRAPH_LAG
 
 
 def _keep(key: KeyCredential) -> NewKey:
@@ -165,13 +203,15 @@ class SecretStore:
             return self.keys.managed()
         return [p for p in self.passwords if secretstore.is_managed_key(p.display_name)]
 
-    async def read(self) -> View:
+    async def read(self, now: datetime) -> View:
         self.stored = await self.deps.cluster.get_secret(self.owner.namespace, self.name)
         stored = self.stored
         if stored is not None and stored.labels.get(secretstore.OWNER_LABEL) != self.owner.uid:
             raise NotOwnedError(
                 f"Secret {self.name} exists and is not managed by this WorkloadIdentity"
             )
+        if stored is not None:
+            await self._confirm_served(stored, now)
         served = None
         if stored is not None and self.certificate and "tls.crt" in stored.data:
             served = self.keys.by_thumbprint(
@@ -186,6 +226,20 @@ class SecretStore:
             annotations.get(secretstore.PREVIOUS_KEY_ID),
             secretstore.parse_time(annotations.get(secretstore.SWITCHED_AT)),
         )
+
+    async def _confirm_served(self, stored: StoredSecret, now: datetime) -> None:
+        served = stored.annotations.get(secretstore.KEY_ID)
+        written = secretstore.parse_time(stored.annotations.get(secretstore.ISSUED_AT))
+        if self.certificate:
+            await self.keys.confirm(served, written, now, self.where)
+            return
+        if served is None or any(p.key_id == served for p in self.passwords):
+            return
+        if _recent(written, now):
+            fresh = await self.keys.refresh()
+            self.passwords = list(fresh.passwords) if fresh is not None else self.passwords
+            if not any(p.key_id == served for p in self.passwords):
+                raise not_visible(f"client secret {served}, which {self.where} serves,")
 
     async def issue(
         self, view: View, now: datetime, not_before: datetime, not_after: datetime
@@ -221,6 +275,8 @@ class SecretStore:
             annotations=secretstore.rotation_annotations(key_id, previous, now),
             current=self.stored,
         )
+        if self.certificate:
+            await self.keys.verify(key_id, self.where)
         return f"{what} (key {key_id})"
 
     async def switch(self, view: View, key_id: str, now: datetime) -> None:
@@ -287,13 +343,16 @@ class VaultStore:
         o = self.owner
         return ownership_tags(o.cluster_id, "WorkloadIdentity", o.namespace, o.name, o.uid)
 
-    async def read(self) -> View:
+    async def read(self, now: datetime) -> View:
         vault = self.deps.vault
         current = self._current = await vault.current(self.vault_url, self.name)
         pending = self._pending = await vault.pending(self.vault_url, self.name)
         tags = current.tags if current else (self._owner_tags() if pending else {})
         if (current or pending) and tags.get("aml-identity.uid") != self.owner.uid:
             raise NotOwnedError(f"{self.where} exists and was not created by this WorkloadIdentity")
+        if current is not None:
+            written = secretstore.parse_time(tags.get(secretstore.ISSUED_AT))
+            await self.keys.confirm(tags.get(secretstore.KEY_ID), written, now, self.where)
         served = self.keys.by_thumbprint(thumbprint(current.der)) if current else None
         switchable: frozenset[str] = frozenset()
         if pending is not None:
@@ -330,6 +389,10 @@ class VaultStore:
         key_id = str(uuid.uuid4())
         label = secretstore.key_display_name(self.owner.namespace, self.owner.name, not_after)
         await self.keys.add(key_id, label, der, not_before, not_after)
+        # Merged only once Graph shows the key: a workload never fetches a certificate
+        # Entra might not accept yet. Until then the request stays open, and the next pass
+        # finds the key certified for it and merges it (a switch).
+        await self.keys.verify(key_id, self.where)
         await self._merge(key_id, der, _still_valid(view, now), now)
         return f"certificate {thumbprint(der)} (key {key_id})"
 

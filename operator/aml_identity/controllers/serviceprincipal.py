@@ -246,7 +246,7 @@ async def _rotate(
     now = clock()
     view: View | None = None
     try:
-        view = await store.read()
+        view = await store.read(now)
         for _ in range(MAX_STEPS):
             active = next((k for k in view.keys if k.key_id == view.active), None)
             if active is not None and active.not_after <= now:
@@ -298,7 +298,7 @@ async def _rotate(
                     "KeyRemoved", f"Removed {store.kind} key {step.key_id}: {step.reason}"
                 )
             progress.writes += 1
-            view = await store.read()  # only after a write: at rest, one read per resync
+            view = await store.read(now)  # only after a write: at rest, one read per resync
     except NotOwnedError as error:
         return Outcome(
             Reason.NOT_OWNED, str(error), events=[Event("Warning", "NotOwned", str(error))]

@@ -21,6 +21,9 @@ MANAGED_BY = "aml-identity-operator"
 KEY_ID = f"{GROUP}/key-id"
 PREVIOUS_KEY_ID = f"{GROUP}/previous-key-id"
 SWITCHED_AT = f"{GROUP}/switched-at"
+# When the served key was written here: a key registered that recently may still be
+# missing from a read of the application (Graph's replicas lag).
+ISSUED_AT = f"{GROUP}/issued-at"
 KEY_DISPLAY_PREFIX = "aml-identity "  # display names of the keys the operator manages
 
 
@@ -63,14 +66,17 @@ def client_secret_data(identity: Identity, secret_text: str) -> dict[str, bytes]
 def rotation_annotations(
     key_id: str, previous: str | None, switched_at: datetime | None
 ) -> dict[str, str | None]:
-    """The Secret's rotation facts; None removes a fact that no longer holds."""
+    """The Secret's rotation facts, written when it starts serving `key_id` (at
+    `switched_at`); None removes a fact that no longer holds."""
+    written = switched_at.strftime("%Y-%m-%dT%H:%M:%SZ") if switched_at is not None else None
     if previous and switched_at is not None:
         return {
             KEY_ID: key_id,
+            ISSUED_AT: written,
             PREVIOUS_KEY_ID: previous,
-            SWITCHED_AT: switched_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            SWITCHED_AT: written,
         }
-    return {KEY_ID: key_id, PREVIOUS_KEY_ID: None, SWITCHED_AT: None}
+    return {KEY_ID: key_id, ISSUED_AT: written, PREVIOUS_KEY_ID: None, SWITCHED_AT: None}
 
 
 def parse_time(text: str | None) -> datetime | None:
