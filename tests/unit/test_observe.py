@@ -103,3 +103,22 @@ def test_max_age_zero_only_coalesces(max_age: float) -> None:
 
     asyncio.run(run())
     assert listings.reads == 2
+
+
+def test_listings_too_old_to_serve_are_dropped_not_kept_forever() -> None:
+    """Scopes and resource groups come from specs: one no longer used must not stay."""
+    clock = Clock()
+    listings: Listings[str, int] = Listings(max_age=30, clock=clock)
+
+    async def read() -> dict[str, int]:
+        return {"a": 1}
+
+    async def run() -> None:
+        for scope in ("old-1", "old-2"):
+            await listings.get(scope, read)
+        assert len(listings) == 2
+        clock.now += 30
+        await listings.get("new", read)
+        assert len(listings) == 1
+
+    asyncio.run(run())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,9 @@ _TYPE = re.compile(
 )
 
 
+BUILT_IN_CACHE = 256
+
+
 class CountRequests(SansIOHTTPPolicy):  # type: ignore[type-arg]
     """Counts every HTTP response (retries included) by operation and status."""
 
@@ -60,8 +65,13 @@ class Gateway:
     pacer: Pacer = field(default_factory=lambda: Pacer(clock=time.monotonic))
     _msi: dict[str, ManagedServiceIdentityClient] = field(default_factory=dict)
     _auth: dict[str, AuthorizationManagementClient] = field(default_factory=dict)
-    _role_names: dict[tuple[str, str], RoleDefinition] = field(default_factory=dict)
-    _identity_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Built-in roles by name: the same in every scope of the tenant, and they never change.
+    # Bounded: names come from specs (Azure has some hundreds of built-in roles).
+    _built_ins: OrderedDict[str, RoleDefinition] = field(default_factory=OrderedDict)
+    # Only while someone holds one: a lock per identity ever seen would outlive them all.
+    _identity_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
     # Batched observation (azure/observe.py): identities by resource group, role
     # assignments by scope, and concurrent role-name lookups coalesced.
     _identities: Listings[tuple[str, str], Identity] = field(init=False)
@@ -118,7 +128,11 @@ class Gateway:
 
     def identity_lock(self, identity_id: str) -> asyncio.Lock:
         """Azure refuses overlapping federated-credential writes to one identity."""
-        return self._identity_locks.setdefault(identity_id.lower(), asyncio.Lock())
+        key = identity_id.lower()
+        lock = self._identity_locks.get(key)
+        if lock is None:
+            lock = self._identity_locks[key] = asyncio.Lock()
+        return lock
 
     # --- user-assigned identities ---
 
@@ -231,8 +245,10 @@ class Gateway:
     async def role_definition_by_name(self, scope: str, role_name: str) -> RoleDefinition | None:
         """Built-in and custom roles by name; built-ins are cached (they never change)."""
         key = (scope.lower(), role_name.lower())
-        if key in self._role_names:
-            return self._role_names[key]
+        cached = self._built_ins.get(role_name.lower())
+        if cached is not None:
+            self._built_ins.move_to_end(role_name.lower())
+            return cached
         sub = _subscription(scope, self.settings.subscription_id)
         escaped = role_name.replace("'", "''")
 
@@ -246,7 +262,9 @@ class Gateway:
             return None
         first = next(iter(found.values()))  # the listing's order
         if first.role_type == "BuiltInRole":
-            self._role_names[key] = first
+            self._built_ins[role_name.lower()] = first
+            while len(self._built_ins) > BUILT_IN_CACHE:
+                self._built_ins.popitem(last=False)
         return first
 
     async def get_role_definition(self, scope: str, guid: str) -> RoleDefinition | None:

@@ -43,6 +43,7 @@ class Listings(Generic[K, V]):
         pending = self._reading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
+        self._prune()
         future: asyncio.Future[dict[str, V]] = asyncio.get_running_loop().create_future()
         self._reading[key] = future
         try:
@@ -59,6 +60,16 @@ class Listings(Generic[K, V]):
             self._listings[key] = _Listing(started, items)
         future.set_result(items)
         return items
+
+    def _prune(self) -> None:
+        """Drop listings too old to serve: the keys (scopes, resource groups) come from
+        specs, and one no longer used would otherwise be kept for good."""
+        now = self.clock()
+        for key in [k for k, v in self._listings.items() if now - v.read_at >= self.max_age]:
+            del self._listings[key]
+
+    def __len__(self) -> int:
+        return len(self._listings)
 
     def put(self, key: K, name: str, value: V) -> None:
         """An item the operator just wrote (only into a listing already held)."""

@@ -138,10 +138,16 @@ class Resyncer:
         cluster = self.shared.deps.cluster
         try:
             body = await cluster.get_custom(plural, namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return  # gone, or kopf's delete handler has it
+            if body is None:
+                self.shared.forget_key(key)  # gone without our delete handler seeing it
+                return
+            if body["metadata"].get("deletionTimestamp"):
+                return  # kopf's delete handler has it
             if not self.owned(namespace):
-                return  # moved to another shard: its resume handler schedules it there
+                # Moved to another shard: its resume handler schedules it there, and
+                # nothing about it is kept here.
+                self.shared.forget_key(key)
+                return
             policies = guardrails.book(self.shared.deps.settings, self.indexes)
             try:
                 outcome = await compare(

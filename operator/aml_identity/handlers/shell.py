@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -38,13 +39,18 @@ class Memo:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.locks: dict[str, asyncio.Lock] = {}
+        # Only while someone holds one (a reconcile, a resync, a delete).
+        self.locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Earliest time each object may call Azure again (Retry-After, backoff): the
         # change handlers and the resync share it, so neither path cuts the wait.
         self.not_before: dict[str, float] = {}
         self.resyncs: dict[str, int] = {}
         # Blocked attempts of each object's deletion, for its backoff and escalation.
         self.delete_attempts: dict[str, int] = {}
+        # Which uid each resource key had when last compared, so state kept about an object
+        # that went without our delete handler (another shard's, a finalizer removed by
+        # hand) is dropped when the resync finds it gone.
+        self.uids: dict[ResourceKey, str] = {}
         settings = deps.settings
         self.schedule: Schedule[ResourceKey] = Schedule(
             period=settings.resync_seconds,
@@ -54,14 +60,32 @@ class Memo:
 
     def lock(self, uid: str) -> asyncio.Lock:
         # Change handlers and the resync of one object never overlap.
-        return self.locks.setdefault(uid, asyncio.Lock())
+        lock = self.locks.get(uid)
+        if lock is None:
+            lock = self.locks[uid] = asyncio.Lock()
+        return lock
 
     def forget(self, uid: str, key: ResourceKey) -> None:
         """The object is gone: drop everything kept about it."""
         for per_object in (self.locks, self.not_before, self.resyncs, self.delete_attempts):
             per_object.pop(uid, None)
+        if self.uids.get(key) == uid:
+            del self.uids[key]
         self.schedule.forget(key)
         self.deps.waiters.forget(key)
+
+    def forget_key(self, key: ResourceKey) -> None:
+        """The object under `key` is gone (found so by a resync)."""
+        uid = self.uids.get(key)
+        if uid is not None:
+            self.forget(uid, key)
+        else:
+            self.schedule.forget(key)
+            self.deps.waiters.forget(key)
+
+    def __len__(self) -> int:
+        """Objects something is kept about (for tests and the memory benchmark)."""
+        return len(set(self.uids.values()) | set(self.not_before) | set(self.resyncs))
 
 
 class NotYet(Exception):
@@ -103,6 +127,7 @@ async def compare(
         shared.resyncs[uid] = shared.resyncs.get(uid, 0) + 1
         full = shared.resyncs[uid] % settings.federation_resync_every == 0
     deps = replace(shared.deps, policies=policies, observe_federation=full)
+    shared.uids[resource_key(plural, body)] = uid
     async with shared.lock(uid):
         wait = shared.not_before.get(uid, 0.0) - time.monotonic()
         if wait > 0:
