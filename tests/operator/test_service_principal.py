@@ -613,3 +613,93 @@ def test_a_lagging_graph_read_never_drops_the_served_certificate(
         assert served["metadata"]["annotations"]["identity.aml.dev/key-id"] == str(key.key_id)
     finally:
         azlocal.admin("PATCH", "settings", {"graphReadLagSeconds": 0})
+
+
+def test_a_signing_request_left_open_is_cancelled_when_the_identity_goes(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Issuing stopped half-way (the merge keeps failing): the vault holds an open request
+    and its key pair. Deleting the WorkloadIdentity closes it, with deletionPolicy Orphan
+    too (the request would never be merged now)."""
+    from azure.keyvault.certificates import CertificateClient
+
+    vault_url = azlocal.vault_url("kv-ml")
+    certificates = CertificateClient(
+        vault_url, operator_credential(azlocal), connection_verify=str(azlocal.ca_file)
+    )
+    names = {policy: f"open-{policy.lower()}-{namespace}"[:60] for policy in ("Delete", "Orphan")}
+    azlocal.admin(
+        "POST",
+        "faults",
+        {"method": "POST", "pathPattern": "/pending/merge", "count": 1000, "status": 503},
+    )
+    try:
+        for policy, name in names.items():
+            apply(
+                cluster,
+                "WorkloadIdentity",
+                name,
+                {
+                    "servicePrincipal": {
+                        "displayName": f"ml-{name}",
+                        "credential": {
+                            "certificate": {
+                                "keyVault": {"vaultUrl": vault_url, "certificateName": name}
+                            }
+                        },
+                    },
+                    "deletionPolicy": policy,
+                },
+                namespace,
+            )
+
+        def open_request(name: str) -> bool:
+            try:
+                return certificates.get_certificate_operation(name).status == "inProgress"
+            except ResourceNotFoundError:
+                return False
+
+        for name in names.values():
+            wait_until(lambda n=name: open_request(n), timeout=60, what=f"{name}'s open request")  # type: ignore[misc]
+        for name in names.values():
+            cluster.kubectl("delete", "wid", name, "-n", namespace, "--wait=false")
+        for name in names.values():
+            wait_gone(cluster, "wid", name, namespace, timeout=60)
+            assert not open_request(name), f"{name}'s signing request was left open"
+    finally:
+        azlocal.admin("DELETE", "faults")
+
+
+def test_removing_the_credential_from_the_spec_removes_its_keys_and_secret(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    principal = {"displayName": f"ml-dropped-{namespace}"}
+    with_credential = {
+        "servicePrincipal": {
+            **principal,
+            "credential": {"certificate": {"secretName": "dropped-cert"}},
+        }
+    }
+    apply(cluster, "WorkloadIdentity", "dropped", with_credential, namespace)
+    status = wait_ready(cluster, "wid", "dropped", namespace, timeout=90)["status"]
+    assert status["credential"]["secretName"] == "dropped-cert"
+    assert len(application(azlocal, status["clientId"]).key_credentials) == 1
+    apply(cluster, "WorkloadIdentity", "dropped", {"servicePrincipal": principal}, namespace)
+    wait_until(
+        lambda: get(cluster, "secret", "dropped-cert", namespace) is None,
+        timeout=30,
+        what="the credential's Secret to be deleted",
+    )
+    wait_until(
+        lambda: not application(azlocal, status["clientId"]).key_credentials,
+        timeout=30,
+        what="the issued certificate to be removed from the application",
+    )
+    obj = wait_ready(cluster, "wid", "dropped", namespace)
+    assert obj["status"].get("credential") is None
+    assert application(azlocal, status["clientId"]) is not None, "the application stays"
+    wait_until(
+        lambda: any(e[1] == "CredentialRemoved" for e in events(cluster, namespace, "dropped")),
+        timeout=30,
+        what="a CredentialRemoved event",
+    )

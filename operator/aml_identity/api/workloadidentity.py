@@ -400,6 +400,13 @@ class WorkloadIdentityCredentialStatus(CredentialStatus):
     previous: CredentialStatus | None = Field(
         default=None, description="The credential being retired, until overlap ends."
     )
+    secret_name: str | None = Field(
+        default=None, description="The Secret that holds it (a credential kept in a Secret)."
+    )
+    vault_url: str | None = Field(default=None, description="The Key Vault that holds it.")
+    certificate_name: str | None = Field(
+        default=None, description="Its certificate's name in that Key Vault."
+    )
 
 
 class WorkloadIdentityStatus(CommonStatus):

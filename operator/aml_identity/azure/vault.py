@@ -104,6 +104,14 @@ class VaultGateway:
             lambda: self.client(vault_url).update_certificate_properties(name, version, tags=tags)
         )
 
+    async def cancel(self, vault_url: str, name: str) -> None:
+        """Delete the open certificate request (the key pair Key Vault made for it)."""
+
+        async def run() -> None:
+            await self.client(vault_url).delete_certificate_operation(name)
+
+        await maybe(run)
+
     async def delete(self, vault_url: str, name: str) -> None:
         async def run() -> None:
             await self.client(vault_url).delete_certificate(name)

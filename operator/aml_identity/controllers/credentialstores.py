@@ -70,6 +70,7 @@ class Store(Protocol):
     async def remove(self, key_id: str) -> None: ...
     async def forget_previous(self) -> None: ...
     async def delete(self) -> str | None: ...
+    async def cancel(self) -> str | None: ...
 
 
 class NotOwnedError(Exception):
@@ -102,6 +103,15 @@ class AppKeys:
         kept = [k for k in self.keys if k.key_id != key_id]
         await self.deps.graph.set_keys(self.app.object_id, [_keep(k) for k in kept])
         self.keys = kept
+
+    async def remove_managed(self) -> int:
+        """Every key the operator issued goes (the keys someone else added stay)."""
+        managed = self.managed()
+        if managed:
+            kept = [k for k in self.keys if k not in managed]
+            await self.deps.graph.set_keys(self.app.object_id, [_keep(k) for k in kept])
+            self.keys = kept
+        return len(managed)
 
     def by_thumbprint(self, thumb: str) -> str | None:
         return next((k.key_id for k in self.managed() if k.thumbprint == thumb), None)
@@ -297,6 +307,9 @@ class SecretStore:
                 {secretstore.PREVIOUS_KEY_ID: None, secretstore.SWITCHED_AT: None},
             )
 
+    async def cancel(self) -> str | None:
+        return None  # a Secret's credential is issued in one step: nothing is left open
+
     async def delete(self) -> str | None:
         stored = await self.deps.cluster.get_secret(self.owner.namespace, self.name)
         if stored is None or stored.labels.get(secretstore.OWNER_LABEL) != self.owner.uid:
@@ -425,7 +438,18 @@ class VaultStore:
 
     async def delete(self) -> str | None:
         current = await self.deps.vault.current(self.vault_url, self.name)
-        if current is None or current.tags.get("aml-identity.uid") != self.owner.uid:
+        if current is None:
+            # Never merged (issuing stopped half-way): only the request is left.
+            return await self.cancel()
+        if current.tags.get("aml-identity.uid") != self.owner.uid:
             return None
         await self.deps.vault.delete(self.vault_url, self.name)
         return f"Deleted {self.where}"
+
+    async def cancel(self) -> str | None:
+        """Close a signing request a rotation left open (it will never be merged now):
+        Key Vault would otherwise keep its key pair waiting."""
+        if await self.deps.vault.pending(self.vault_url, self.name) is None:
+            return None
+        await self.deps.vault.cancel(self.vault_url, self.name)
+        return f"Cancelled the open certificate request of {self.where}"

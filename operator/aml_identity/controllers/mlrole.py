@@ -7,7 +7,7 @@ from typing import Any
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRole
 from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
-from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
 from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
 from aml_identity.reconcile.policy import ml_role_problem
@@ -85,11 +85,9 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
 
 async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     role = MLRole.model_validate(body)
-    if (
-        role.spec.deletion_policy == "Orphan"
-        or role.spec.management_policy == ManagementPolicy.OBSERVE
-    ):
-        return Outcome(Reason.DELETING, "custom role left in place")
+    kept = kept_on_delete(role.spec.deletion_policy, role.spec.management_policy, "custom role")
+    if kept is not None:
+        return kept
     scope = role.spec.assignable_scopes[0]
     try:
         if role.status is None or not role.status.role_definition_name:

@@ -13,7 +13,7 @@ from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers.guard import revoked, with_verdict
-from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
 from aml_identity.controllers.waiters import Key
 from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
 from aml_identity.reconcile.binding import (
@@ -563,11 +563,10 @@ def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
 
 async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     binding = MLRoleBinding.model_validate(body)
-    if (
-        binding.spec.deletion_policy == "Orphan"
-        or binding.spec.management_policy == ManagementPolicy.OBSERVE
-    ):
-        return Outcome(Reason.DELETING, "role assignments left in place")
+    spec = binding.spec
+    kept = kept_on_delete(spec.deletion_policy, spec.management_policy, "role assignments")
+    if kept is not None:
+        return kept
     owner = binding_owner(body)
     events: list[Event] = []
     writes = 0

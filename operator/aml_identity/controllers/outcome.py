@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aml_identity.api.common import Reason
+from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure, kubernetes_failure
 from aml_identity.azure.gateway import Gateway
@@ -59,6 +59,20 @@ class Outcome:
             retry_after=failure.delay,
             permanent=not failure.retryable,
         )
+
+
+def kept_on_delete(
+    deletion_policy: str | None, management_policy: ManagementPolicy, what: str
+) -> Outcome | None:
+    """The one rule for a delete that leaves Azure alone: deletionPolicy Orphan, or
+    managementPolicy Observe (which never created anything). None: delete."""
+    if deletion_policy == "Orphan":
+        return Outcome(Reason.DELETING, f"deletionPolicy is Orphan: {what} left in place")
+    if management_policy == ManagementPolicy.OBSERVE:
+        return Outcome(
+            Reason.DELETING, f"managementPolicy is Observe: {what} left in place (none created)"
+        )
+    return None
 
 
 def kube_failure(error: KubeError) -> AzureFailure:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.observed import Application
-from aml_identity.api.workloadidentity import WorkloadIdentity
+from aml_identity.api.workloadidentity import WorkloadIdentity, WorkloadIdentityCredentialStatus
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.credentialstores import (
+    AppKeys,
     KeyListError,
     NotOwnedError,
     SecretStore,
@@ -22,7 +23,7 @@ from aml_identity.controllers.credentialstores import (
     View,
 )
 from aml_identity.controllers.guard import removed_credential, revoked
-from aml_identity.controllers.outcome import Deps, Event, Outcome, kube_failure
+from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete, kube_failure
 from aml_identity.kube.cluster import KubeError
 from aml_identity.metrics import CREDENTIAL_EXPIRY
 from aml_identity.reconcile import secretstore
@@ -160,6 +161,12 @@ async def reconcile(
     outcome: Outcome | None = None
     if credential is not None:
         outcome = await _rotate(deps, resource, owner, app, identity, progress, clock, status)
+    elif resource.status is not None and resource.status.credential is not None:
+        try:
+            await _drop_credential(deps, resource, owner, app, identity, progress)
+        except AzureFailure as failure:
+            return _failed(failure, "removing the credential no longer in the spec", progress)
+        status["credential"] = None
     if outcome is None:
         message = "application, service principal and federated credentials match the spec"
         if credential is not None and credential.client_secret is not None:
@@ -215,6 +222,60 @@ def _store(
     assert spec is not None
     name = spec.secret_name or f"{owner.name}-credentials"
     return SecretStore(deps, owner, app, name, identity, certificate=certificate is not None)
+
+
+def _recorded_store(
+    deps: Deps,
+    owner: Owner,
+    app: Application,
+    identity: secretstore.Identity,
+    recorded: WorkloadIdentityCredentialStatus,
+) -> Store | None:
+    """The store the status says the credential was put in (the spec no longer says)."""
+    if recorded.vault_url and recorded.certificate_name:
+        return VaultStore(deps, owner, app, recorded.vault_url, recorded.certificate_name)
+    if recorded.secret_name:
+        certificate = recorded.kind == "Certificate"
+        return SecretStore(
+            deps, owner, app, recorded.secret_name, identity, certificate=certificate
+        )
+    return None
+
+
+def _location(store: Store) -> dict[str, object]:
+    """Where the credential is, for status: found again when the spec stops saying."""
+    if isinstance(store, VaultStore):
+        return {"vaultUrl": store.vault_url, "certificateName": store.name}
+    assert isinstance(store, SecretStore)
+    return {"secretName": store.name}
+
+
+async def _drop_credential(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    app: Application,
+    identity: secretstore.Identity,
+    progress: Progress,
+) -> None:
+    """`credential` was removed from the spec: the keys and secrets the operator issued
+    stop working, and the store it wrote them to goes (federation, if any, stays)."""
+    assert resource.status is not None
+    assert resource.status.credential is not None
+    store = _recorded_store(deps, owner, app, identity, resource.status.credential)
+    if store is not None:
+        removed = await store.delete()
+        if removed:
+            progress.note("CredentialRemoved", removed)
+    removed_keys = await AppKeys(deps, app, list(app.keys)).remove_managed()
+    if removed_keys:
+        progress.writes += 1
+        progress.note("CredentialRemoved", f"Removed {removed_keys} certificate(s) issued before")
+    for password in app.passwords:
+        if secretstore.is_managed_key(password.display_name):
+            await deps.graph.remove_password(app.object_id, password.key_id)
+            progress.writes += 1
+            progress.note("CredentialRemoved", f"Removed client secret {password.key_id}")
 
 
 async def _rotate(
@@ -309,7 +370,7 @@ async def _rotate(
         return _credential_failure(view, kube_failure(error), store.kind, now, renew_before)
     except (KeyListError, ValueError) as error:  # never a silent drop of a key in use
         return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
-    status["credential"] = _credential_status(store.kind, view, renew_before)
+    status["credential"] = _credential_status(store.kind, view, renew_before) | _location(store)
     _export_expiry(owner, view)
     return None
 
@@ -439,16 +500,37 @@ async def revoke(
     )
 
 
+async def _cancel_open_request(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, outcome: Outcome
+) -> None:
+    """Orphan keeps the credential, but a signing request a rotation left open would never
+    be merged now: close it (best effort; Orphan never blocks a delete)."""
+    sp = resource.spec.service_principal
+    certificate = sp.credential.certificate if sp and sp.credential else None
+    if certificate is None or certificate.key_vault is None:
+        return
+    vault = certificate.key_vault
+    store = VaultStore(deps, owner, _NO_APP, vault.vault_url, vault.certificate_name)
+    with contextlib.suppress(AzureFailure):
+        cancelled = await store.cancel()
+        if cancelled:
+            outcome.events.append(Event("Normal", "Cancelled", cancelled))
+            outcome.azure_writes += 1
+
+
+_NO_APP = Application("", "", "", None, ())
+
+
 async def delete(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcome:
     """Delete the application (Entra removes its service principal and keys with it) and
     the credential Secret, or leave both with deletionPolicy Orphan."""
     forget_expiry(owner)
-    if resource.spec.deletion_policy == "Orphan":
-        return Outcome(Reason.DELETING, "deletionPolicy is Orphan: Azure objects left in place")
-    if resource.spec.management_policy == ManagementPolicy.OBSERVE:
-        return Outcome(
-            Reason.DELETING, "managementPolicy is Observe: nothing was created, nothing to delete"
-        )
+    spec = resource.spec
+    kept = kept_on_delete(spec.deletion_policy, spec.management_policy, "Azure objects")
+    if kept is not None:
+        if spec.deletion_policy == "Orphan":
+            await _cancel_open_request(deps, resource, owner, kept)
+        return kept
     unique, *_ = application_of(resource, owner)
     events: list[Event] = []
     sp = resource.spec.service_principal
@@ -458,7 +540,7 @@ async def delete(deps: Deps, resource: WorkloadIdentity, owner: Owner) -> Outcom
             return Outcome(Reason.DELETING, f"application {app.app_id} is not ours: left in place")
         if sp is not None and sp.credential is not None:
             # The store first: without the application, nothing could be retried.
-            placeholder = app or Application("", "", "", None, ())
+            placeholder = app or _NO_APP
             identity = secretstore.Identity(placeholder.app_id, deps.settings.tenant_id, "")
             deleted = await _store(deps, resource, owner, placeholder, identity).delete()
             if deleted:

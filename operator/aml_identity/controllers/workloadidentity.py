@@ -12,7 +12,7 @@ from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers import serviceprincipal
 from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
-from aml_identity.controllers.outcome import Deps, Event, Outcome
+from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION, KubeError, ServiceAccountTaken
 from aml_identity.metrics import DRIFT_CORRECTIONS
 from aml_identity.reconcile.conditions import is_ready
@@ -475,12 +475,12 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         return outcome
     if resource.spec.service_principal is not None:
         return await serviceprincipal.delete(deps, resource, owner)
-    if resource.spec.deletion_policy == "Orphan" or resource.spec.managed_identity is None:
-        return Outcome(Reason.DELETING, "deletionPolicy is Orphan: Azure objects left in place")
-    if resource.spec.management_policy == ManagementPolicy.OBSERVE:
-        return Outcome(
-            Reason.DELETING, "managementPolicy is Observe: nothing was created, nothing to delete"
-        )
+    if resource.spec.managed_identity is None:
+        return Outcome(Reason.DELETING, "the spec describes no Azure identity")
+    spec = resource.spec
+    kept = kept_on_delete(spec.deletion_policy, spec.management_policy, "the managed identity")
+    if kept is not None:
+        return kept
     try:
         desired = _desired(deps, resource, owner)
     except SpecError:
