@@ -432,9 +432,61 @@ async def _apply(
         plan = replace(plan, creates=())
     elif observe_only or not deps.manage:
         return _observed_only(plan, status_base)
-    events: list[Event] = _shared_events(plan, binding)
-    records = [_record(k, principals) for k in plan.keep]
-    writes = 0
+    done = _Done(_shared_events(plan, binding), [_record(k, principals) for k in plan.keep])
+    try:
+        await _write(deps, owner, binding, role, plan, principals, done, revoking=revoking)
+    except AzureFailure as failure:
+        outcome = Outcome.from_failure(failure, "writing role assignments")
+        # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
+        kept = {r["name"] for r in done.records}
+        leftovers = [_record(o, principals) for o in plan.deletes if o.name not in kept]
+        outcome.status = {**status_base, "assignments": done.records + leftovers}
+        outcome.events = done.events + outcome.events
+        outcome.azure_writes = done.writes
+        return outcome
+    status = {**status_base, "assignments": done.records}
+    if plan.conflicts:
+        message = "; ".join(c.message for c in plan.conflicts)
+        return Outcome(
+            Reason.CONFLICT,
+            message,
+            status=status,
+            events=[*done.events, Event("Warning", Reason.CONFLICT.value, message)],
+            azure_writes=done.writes,
+        )
+    count = len(done.records)
+    message = f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}"
+    if plan.shared:
+        shared = ", ".join(f"{k.name} of MLRoleBinding {k.owner}" for k in plan.shared)
+        message += f"; shares role assignment {shared}"
+    return Outcome(
+        Reason.RECONCILED, message, status=status, events=done.events, azure_writes=done.writes
+    )
+
+
+@dataclass
+class _Done:
+    """What writing a plan has done so far: kept even when a write fails."""
+
+    events: list[Event]
+    records: list[dict[str, Any]]
+    writes: int = 0
+
+
+async def _write(
+    deps: Deps,
+    owner: AssignmentOwner,
+    binding: MLRoleBinding,
+    role: ResolvedRole,
+    plan: BindingPlan,
+    principals: list[Principal],
+    done: _Done,
+    *,
+    revoking: bool,
+) -> None:
+    """New assignments first, old ones after: a change of role, scope or subject never
+    leaves the principal without access in between."""
+    scope, role_id = plan.scope, role.definition_id
 
     async def put(wanted: Create) -> RoleAssignment:
         """One of this binding's assignments, as the spec says (a new one, or the same
@@ -449,72 +501,44 @@ async def _apply(
             condition=binding.spec.condition,
         )
 
-    try:
-        # New assignments first, old ones after: a change of role, scope or subject never
-        # leaves the principal without access in between.
-        for create in plan.creates:
-            made = await put(create)
-            writes += 1
-            records.append(
-                _record(Owned(made.name, scope, made.principal_id, role_id, True), principals)
+    for create in plan.creates:
+        made = await put(create)
+        done.writes += 1
+        done.records.append(
+            _record(Owned(made.name, scope, made.principal_id, role_id, True), principals)
+        )
+        done.events.append(
+            Event(
+                "Normal",
+                "Assigned",
+                f"Assigned {role.name} to {create.principal.subject} at {scope}",
             )
-            events.append(
+        )
+    for update in plan.updates:
+        # The same assignment written again: its condition is replaced in place, so the
+        # grant never lapses and never widens in between.
+        await put(Create(update.name, update.principal))
+        done.writes += 1
+        if update.condition_changed:
+            condition = "the spec's condition" if binding.spec.condition else "no condition"
+            done.events.append(
                 Event(
                     "Normal",
-                    "Assigned",
-                    f"Assigned {role_name} to {create.principal.subject} at {scope}",
+                    "ConditionUpdated",
+                    f"Role assignment {update.name} of {update.principal.subject} now has "
+                    f"{condition}",
                 )
             )
-        for update in plan.updates:
-            # The same assignment written again: its condition is replaced in place, so
-            # the grant never lapses and never widens in between.
-            await put(Create(update.name, update.principal))
-            writes += 1
-            if update.condition_changed:
-                condition = "the spec's condition" if binding.spec.condition else "no condition"
-                events.append(
-                    Event(
-                        "Normal",
-                        "ConditionUpdated",
-                        f"Role assignment {update.name} of {update.principal.subject} now "
-                        f"has {condition}",
-                    )
-                )
-        for stale in plan.deletes:
-            result = await release_assignment(
-                deps, owner, stale.scope, stale.name, recorded_created=stale.created
-            )
-            writes += result in (Released.DELETED, Released.HANDED_OVER)
-            event = _released_event(
-                result, stale.scope, stale.name, stale.principal_id, revoking=revoking
-            )
-            if event is not None:
-                events.append(event)
-    except AzureFailure as failure:
-        outcome = Outcome.from_failure(failure, "writing role assignments")
-        # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
-        kept = {r["name"] for r in records}
-        leftovers = [_record(o, principals) for o in plan.deletes if o.name not in kept]
-        outcome.status = {**status_base, "assignments": records + leftovers}
-        outcome.events = events + outcome.events
-        outcome.azure_writes = writes
-        return outcome
-    status = {**status_base, "assignments": records}
-    if plan.conflicts:
-        message = "; ".join(c.message for c in plan.conflicts)
-        return Outcome(
-            Reason.CONFLICT,
-            message,
-            status=status,
-            events=[*events, Event("Warning", Reason.CONFLICT.value, message)],
-            azure_writes=writes,
+    for stale in plan.deletes:
+        result = await release_assignment(
+            deps, owner, stale.scope, stale.name, recorded_created=stale.created
         )
-    count = len(records)
-    message = f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}"
-    if plan.shared:
-        shared = ", ".join(f"{k.name} of MLRoleBinding {k.owner}" for k in plan.shared)
-        message += f"; shares role assignment {shared}"
-    return Outcome(Reason.RECONCILED, message, status=status, events=events, azure_writes=writes)
+        done.writes += result in (Released.DELETED, Released.HANDED_OVER)
+        event = _released_event(
+            result, stale.scope, stale.name, stale.principal_id, revoking=revoking
+        )
+        if event is not None:
+            done.events.append(event)
 
 
 def _observed_only(plan: BindingPlan, status: dict[str, Any]) -> Outcome:

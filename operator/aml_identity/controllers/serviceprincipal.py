@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aml_identity.api.common import ManagementPolicy, Reason
-from aml_identity.api.observed import Application
+from aml_identity.api.observed import Application, FederatedCredential, ServicePrincipal
 from aml_identity.api.workloadidentity import WorkloadIdentity, WorkloadIdentityCredentialStatus
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.credentialstores import (
@@ -32,6 +32,7 @@ from aml_identity.reconcile.credentials import (
     Alert,
     Key,
     RotationState,
+    Step,
     alert,
     next_step,
     parse_duration,
@@ -95,7 +96,8 @@ async def reconcile(
 ) -> Outcome:
     """`excluded`: federated credentials a policy denies (not made, removed if present)."""
     graph = deps.graph
-    unique, display_name, tags, notes = application_of(resource, owner)
+    described = application_of(resource, owner)
+    unique, display_name, tags, _ = described
     try:
         wanted_fics = desired_federated_credentials(resource.spec, owner, deps.issuer, excluded)
     except SpecError as error:
@@ -116,30 +118,9 @@ async def reconcile(
         )
         if observe_only:
             return _observe(app, display_name, tags)
-        if app is None or app.display_name != display_name or set(app.tags) != set(tags):
-            created = app is None
-            app = await graph.upsert_application(unique, display_name, tags, notes)
-            progress.writes += 1
-            progress.note(
-                "Created" if created else "Updated",
-                f"{'Created' if created else 'Updated'} application {app.app_id} ({display_name})",
-            )
-        principal = await graph.get_service_principal(app.app_id)
-        if principal is None:
-            principal = await graph.create_service_principal(app.app_id, tags)
-            progress.writes += 1
-            progress.note("Created", f"Created service principal {principal.object_id}")
-        observed_fics = await graph.list_federated_credentials(app.object_id)
-        put, delete = plan_federated_credentials(wanted_fics, observed_fics)
-        existing = {f.name for f in observed_fics}
-        for fic in put:
-            await graph.put_federated_credential(app.object_id, fic, exists=fic.name in existing)
-            progress.writes += 1
-            progress.note("FederatedCredential", f"Federated {fic.subject} ({fic.name})")
-        for name in delete:
-            await graph.delete_federated_credential(app.object_id, name)
-            progress.writes += 1
-            progress.events.append(removed_credential(name, excluded))
+        app, principal = await _sync_application(
+            deps, app, described, wanted_fics, excluded, progress
+        )
     except AzureFailure as failure:
         return _failed(failure, "writing application " + display_name, progress)
     identity = secretstore.Identity(
@@ -176,6 +157,43 @@ async def reconcile(
     outcome.events = progress.events + outcome.events
     outcome.azure_writes = progress.writes
     return outcome
+
+
+async def _sync_application(
+    deps: Deps,
+    app: Application | None,
+    described: tuple[str, str, list[str], str],
+    wanted_fics: tuple[FederatedCredential, ...],
+    excluded: frozenset[str],
+    progress: Progress,
+) -> tuple[Application, ServicePrincipal]:
+    """The application as described (uniqueName, name, tags, notes), its service
+    principal, and its federated credentials."""
+    graph = deps.graph
+    unique, display_name, tags, notes = described
+    if app is None or app.display_name != display_name or set(app.tags) != set(tags):
+        created = app is None
+        app = await graph.upsert_application(unique, display_name, tags, notes)
+        progress.writes += 1
+        verb = "Created" if created else "Updated"
+        progress.note(verb, f"{verb} application {app.app_id} ({display_name})")
+    principal = await graph.get_service_principal(app.app_id)
+    if principal is None:
+        principal = await graph.create_service_principal(app.app_id, tags)
+        progress.writes += 1
+        progress.note("Created", f"Created service principal {principal.object_id}")
+    observed_fics = await graph.list_federated_credentials(app.object_id)
+    put, delete = plan_federated_credentials(wanted_fics, observed_fics)
+    existing = {f.name for f in observed_fics}
+    for fic in put:
+        await graph.put_federated_credential(app.object_id, fic, exists=fic.name in existing)
+        progress.writes += 1
+        progress.note("FederatedCredential", f"Federated {fic.subject} ({fic.name})")
+    for name in delete:
+        await graph.delete_federated_credential(app.object_id, name)
+        progress.writes += 1
+        progress.events.append(removed_credential(name, excluded))
+    return app, principal
 
 
 def _observe(app: Application | None, display_name: str, tags: list[str]) -> Outcome:
@@ -327,37 +345,7 @@ async def _rotate(
             )
             if step.action is Action.NOTHING:
                 break
-            if step.action is Action.ISSUE:
-                not_before, not_after = validity_window(now, duration)
-                what = await store.issue(view, now, not_before, not_after)
-                rotated = view.active is not None
-                progress.note(
-                    "Rotated" if rotated else "Issued",
-                    f"Registered {what}, valid until {_iso(not_after)}, and put it in "
-                    f"{store.where}"
-                    + (f"; the previous key stays valid for {spec.overlap}" if rotated else ""),
-                )
-            elif step.action is Action.SWITCH:
-                assert step.key_id is not None
-                await store.switch(view, step.key_id, now)
-                progress.note("Switched", f"{store.where} now serves key {step.key_id}")
-            else:
-                assert step.key_id is not None
-                remove_key(
-                    view.keys,
-                    step.key_id,
-                    active=view.active,
-                    previous=view.previous,
-                    switched_at=view.switched_at,
-                    now=now,
-                    overlap=overlap,
-                )
-                await store.remove(step.key_id)
-                if step.key_id == view.previous:
-                    await store.forget_previous()
-                progress.note(
-                    "KeyRemoved", f"Removed {store.kind} key {step.key_id}: {step.reason}"
-                )
+            await _take(step, store, view, now, duration, overlap, spec.overlap, progress)
             progress.writes += 1
             view = await store.read(now)  # only after a write: at rest, one read per resync
     except NotOwnedError as error:
@@ -373,6 +361,47 @@ async def _rotate(
     status["credential"] = _credential_status(store.kind, view, renew_before) | _location(store)
     _export_expiry(owner, view)
     return None
+
+
+async def _take(
+    step: Step,
+    store: Store,
+    view: View,
+    now: datetime,
+    duration: timedelta,
+    overlap: timedelta,
+    overlap_text: str,
+    progress: Progress,
+) -> None:
+    """One rotation step, as next_step decided it."""
+    if step.action is Action.ISSUE:
+        not_before, not_after = validity_window(now, duration)
+        what = await store.issue(view, now, not_before, not_after)
+        rotated = view.active is not None
+        progress.note(
+            "Rotated" if rotated else "Issued",
+            f"Registered {what}, valid until {_iso(not_after)}, and put it in {store.where}"
+            + (f"; the previous key stays valid for {overlap_text}" if rotated else ""),
+        )
+        return
+    assert step.key_id is not None
+    if step.action is Action.SWITCH:
+        await store.switch(view, step.key_id, now)
+        progress.note("Switched", f"{store.where} now serves key {step.key_id}")
+        return
+    remove_key(
+        view.keys,
+        step.key_id,
+        active=view.active,
+        previous=view.previous,
+        switched_at=view.switched_at,
+        now=now,
+        overlap=overlap,
+    )
+    await store.remove(step.key_id)
+    if step.key_id == view.previous:
+        await store.forget_previous()
+    progress.note("KeyRemoved", f"Removed {store.kind} key {step.key_id}: {step.reason}")
 
 
 def _credential_failure(

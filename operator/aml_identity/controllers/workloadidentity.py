@@ -4,6 +4,7 @@ and the annotations on the service accounts it trusts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
@@ -18,6 +19,7 @@ from aml_identity.metrics import DRIFT_CORRECTIONS
 from aml_identity.reconcile.conditions import is_ready
 from aml_identity.reconcile.identity import (
     DesiredIdentity,
+    IdentityPlan,
     Owner,
     SpecError,
     created_by,
@@ -155,19 +157,10 @@ async def _reconcile(
         desired = _desired(deps, resource, owner, excluded)
     except SpecError as error:
         return Outcome(Reason.INVALID_SPEC, str(error))
-    gateway = deps.gateway
-    sub, group, name = desired.subscription, desired.resource_group, desired.name
     try:
-        observed = await gateway.get_identity(sub, group, name)
-        credentials: list[FederatedCredential] | None = []
-        if observed is not None and (
-            deps.observe_federation or not _settled(resource, body, desired)
-        ):
-            credentials = await gateway.list_federated_credentials(sub, group, name)
-        elif observed is not None:
-            credentials = None  # this resync compares the identity only
+        observed, credentials = await _observe(deps, resource, body, desired)
     except AzureFailure as failure:
-        return Outcome.from_failure(failure, f"reading managed identity {name}")
+        return Outcome.from_failure(failure, f"reading managed identity {desired.name}")
     known_principal = resource.status.principal_id if resource.status else None
     plan = plan_identity(
         desired,
@@ -182,8 +175,7 @@ async def _reconcile(
     if plan.blocked:
         reason, message = plan.blocked
         return Outcome(reason, message, events=[Event("Warning", reason.value, message)])
-    observe_only = resource.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage
-    if observe_only:
+    if resource.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
         if plan.empty and observed is not None:
             return _ready(
                 deps, resource, observed, desired, "Azure matches the spec (observe only)"
@@ -193,25 +185,68 @@ async def _reconcile(
             f"{len(plan.changes)} change(s) pending; managementPolicy is Observe",
             pending_changes=list(plan.changes),
         )
-    events: list[Event] = []
-    writes = 0
+    written = await _write(deps, desired, observed, plan, excluded)
+    if isinstance(written, Outcome):
+        return written
+    identity, done = written
+    outcome = _ready(
+        deps, resource, identity, desired, "identity and federated credentials match the spec"
+    )
+    outcome.events, outcome.azure_writes = done.events, done.writes
+    return await _after_writes(deps, resource, owner, plan, identity, outcome, known_principal)
+
+
+async def _observe(
+    deps: Deps, resource: WorkloadIdentity, body: dict[str, Any], desired: DesiredIdentity
+) -> tuple[Identity | None, list[FederatedCredential] | None]:
+    """The identity, and its federated credentials unless this resync skips them (None)."""
+    gateway = deps.gateway
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    observed = await gateway.get_identity(sub, group, name)
+    if observed is None:
+        return None, []
+    if deps.observe_federation or not _settled(resource, body, desired):
+        return observed, await gateway.list_federated_credentials(sub, group, name)
+    return observed, None  # this resync compares the identity only
+
+
+@dataclass
+class _Written:
+    events: list[Event] = field(default_factory=list)
+    writes: int = 0
+
+    def note(self, event: Event) -> None:
+        self.events.append(event)
+        self.writes += 1
+
+
+async def _write(
+    deps: Deps,
+    desired: DesiredIdentity,
+    observed: Identity | None,
+    plan: IdentityPlan,
+    excluded: frozenset[str],
+) -> tuple[Identity, _Written] | Outcome:
+    """Apply the plan: the identity, then its federated credentials (one writer per
+    identity at a time). Returns the identity as written and what was done, or the
+    failure's outcome."""
+    gateway = deps.gateway
+    sub, group, name = desired.subscription, desired.resource_group, desired.name
+    done = _Written()
     try:
         if plan.create:
             observed = await gateway.create_identity(
                 sub, group, name, desired.location, desired.tags
             )
-            writes += 1
-            events.append(Event("Normal", "Created", f"Created managed identity {observed.id}"))
+            done.note(Event("Normal", "Created", f"Created managed identity {observed.id}"))
         elif plan.tags is not None:
             observed = await gateway.update_tags(sub, group, name, plan.tags)
-            writes += 1
-            events.append(Event("Normal", "Updated", f"Updated the tags of {name}"))
+            done.note(Event("Normal", "Updated", f"Updated the tags of {name}"))
         assert observed is not None
         async with gateway.identity_lock(observed.id):
             for credential in plan.put_credentials:
                 await gateway.put_federated_credential(sub, group, name, credential)
-                writes += 1
-                events.append(
+                done.note(
                     Event(
                         "Normal",
                         "FederatedCredential",
@@ -220,28 +255,37 @@ async def _reconcile(
                 )
             for stale in plan.delete_credentials:
                 await gateway.delete_federated_credential(sub, group, name, stale)
-                writes += 1
-                events.append(removed_credential(stale, excluded))
+                done.note(removed_credential(stale, excluded))
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, f"writing managed identity {name}")
-        outcome.events = events + outcome.events
-        outcome.azure_writes = writes
+        outcome.events = done.events + outcome.events
+        outcome.azure_writes = done.writes
         return outcome
-    if writes and known_principal is not None and not plan.create:
+    return observed, done
+
+
+async def _after_writes(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    plan: IdentityPlan,
+    observed: Identity,
+    outcome: Outcome,
+    known_principal: str | None,
+) -> Outcome:
+    """Record what was written, tell the bindings of a recreated identity, and bind the
+    service accounts."""
+    if outcome.azure_writes and known_principal is not None and not plan.create:
         DRIFT_CORRECTIONS.labels(KIND).inc()
-    outcome = _ready(
-        deps, resource, observed, desired, "identity and federated credentials match the spec"
-    )
-    outcome.events = events
-    outcome.azure_writes = writes
     if plan.create and known_principal is not None:
         DRIFT_CORRECTIONS.labels(KIND).inc()
         outcome.events.append(
             Event(
                 "Warning",
                 "Recreated",
-                f"Managed identity {name} was missing in Azure and was created again; its "
-                f"principal id changed from {known_principal} to {observed.principal_id}",
+                f"Managed identity {observed.name} was missing in Azure and was created "
+                f"again; its principal id changed from {known_principal} to "
+                f"{observed.principal_id}",
             )
         )
         try:
