@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from typing import Any
@@ -32,6 +33,18 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         if not admin_call:
             await ctx.inject_latency()
+            chaos = ctx.chaos(request.path)
+            if chaos == "reset":
+                request[OPERATION] = "injected-reset"
+                ctx.counters[("injected-reset", 0)] += 1
+                if request.transport is not None:
+                    request.transport.abort()  # the client sees the connection reset
+                raise web.HTTPServiceUnavailable()  # never sent: the connection is gone
+            if chaos == "error":
+                request[OPERATION] = "injected-fault"
+                status = random.choice((500, 503))  # noqa: S311 (chaos, not security)
+                code = "InternalServerError" if status == 500 else "ServiceUnavailable"
+                raise ArmError(status, code, "Injected by azlocal (serverErrorRate).")
             fault = ctx.take_fault(request.method, request.path)
             if fault is not None:
                 request[OPERATION] = "injected-fault"

@@ -25,6 +25,10 @@ RATELIMIT = web.RequestKey("ratelimit", tuple)
 CLIENT_AUTH = web.RequestKey("client_auth", str)  # secret, certificate:<alg>, federated
 
 
+# Sign-in (tokens, OIDC discovery) is left out of the chaos rates.
+SIGN_IN_PATHS = ("/oauth2/", "/.well-known/", "/discovery/")
+
+
 @dataclass
 class Settings:
     """Behaviour switches, changeable at run time through the admin API."""
@@ -48,6 +52,10 @@ class Settings:
     # this long after an application's credentials change, reads of it show them as they
     # were before (0: every read is current).
     graph_read_lag_seconds: float = 0.0
+    # Chaos: the share of requests (ARM, Graph, Key Vault; never token requests) answered
+    # 500 or 503, and the share whose connection is reset without an answer.
+    server_error_rate: float = 0.0
+    reset_rate: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -99,6 +107,17 @@ class Context:
     def now(self) -> float:
         """Wall-clock seconds, shifted by the admin-set offset (for expiry tests)."""
         return time.time() + self.settings.clock_offset_seconds
+
+    def chaos(self, path: str) -> str | None:
+        """ "error", "reset" or None, drawn for one request by the chaos rates."""
+        if path.startswith("/_azlocal") or any(part in path for part in SIGN_IN_PATHS):
+            return None
+        draw = random.random()  # noqa: S311 (chaos, not security)
+        if draw < self.settings.reset_rate:
+            return "reset"
+        if draw < self.settings.reset_rate + self.settings.server_error_rate:
+            return "error"
+        return None
 
     def take_fault(self, method: str, path: str) -> FaultRule | None:
         for rule in self.faults:

@@ -153,3 +153,28 @@ def test_counters_by_operation_and_status(azlocal: AzLocal) -> None:
 def test_unknown_settings_are_refused(azlocal: AzLocal) -> None:
     with pytest.raises(RuntimeError, match="400"):
         azlocal.admin("PATCH", "settings", {"noSuchSetting": 1})
+
+
+def test_chaos_rates_fail_and_reset_requests_but_never_sign_in(azlocal: AzLocal) -> None:
+    from azure.core.exceptions import ServiceResponseError
+
+    credential = operator_credential(azlocal)
+    raw = Arm(azlocal, credential, retry_total=0)
+    path = f"/subscriptions/{SUB}/resourceGroups/{RG_IDENTITIES}"
+    try:
+        azlocal.admin("PATCH", "settings", {"serverErrorRate": 1.0})
+        answer = raw.send("GET", path, "2021-04-01")
+        assert answer.status_code in (500, 503)
+        assert answer.json()["error"]["code"] in ("InternalServerError", "ServiceUnavailable")
+        # Tokens are still issued: only the services' answers are chaotic.
+        assert credential.get_token(ARM_SCOPE).token
+        azlocal.admin("PATCH", "settings", {"serverErrorRate": 0.0, "resetRate": 1.0})
+        with pytest.raises(ServiceResponseError):
+            raw.send("GET", path, "2021-04-01")
+        counters = {
+            (c["operation"], c["status"]): c["count"] for c in azlocal.admin("GET", "counters")
+        }
+        assert counters.get(("injected-reset", 0), 0) >= 1
+    finally:
+        azlocal.admin("PATCH", "settings", {"serverErrorRate": 0.0, "resetRate": 0.0})
+    assert raw.send("GET", path, "2021-04-01").status_code == 200
