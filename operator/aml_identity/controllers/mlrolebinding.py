@@ -573,7 +573,7 @@ def _shared_events(plan: BindingPlan, binding: MLRoleBinding) -> list[Event]:
 
 def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
     principal = next((p for p in principals if p.principal_id == owned.principal_id), None)
-    return {
+    record = {
         "name": owned.name,
         "scope": owned.scope,
         "roleDefinitionId": owned.role_definition_id,
@@ -581,8 +581,12 @@ def _record(owned: Owned, principals: list[Principal]) -> dict[str, Any]:
         "principalType": principal.principal_type if principal else None,
         "subject": principal.subject if principal else None,
         "created": owned.created,
-        "ownedBy": owned.owner,
     }
+    if owned.owner:
+        # Only when shared: the API server drops a null, and a record that differs from
+        # the stored one on every look would be written again at every resync.
+        record["ownedBy"] = owned.owner
+    return record
 
 
 async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
