@@ -37,6 +37,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -406,6 +407,17 @@ class Chaos:
         return done
 
 
+def apply_in_batches(cluster: LocalCluster, changes: list[tuple[str, str, dict[str, Any]]]) -> None:
+    for start in range(0, len(changes), 20):
+        batch = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [b for _, _, b in changes[start : start + 20]],
+        }
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                        input=json.dumps(batch))  # fmt: skip
+
+
 class VerboseOperator(OperatorProcess):
     """The operator with kopf's own debug log (--verbose), to see what a restart waits on."""
 
@@ -516,10 +528,13 @@ def main() -> int:
             )
             if item[2]["spec"] != before[2]["spec"]
         ]
-        for _, _, body in changes:
-            cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
-                            input=json.dumps(body))  # fmt: skip
-        kills = chaos.kill_while(lambda: bool(observer.not_ready()), shares[1])
+        # Applied in batches while the operator is being killed.
+        applying = threading.Thread(target=apply_in_batches, args=(cluster, changes), daemon=True)
+        applying.start()
+        kills = chaos.kill_while(
+            lambda: applying.is_alive() or bool(observer.not_ready()), shares[1]
+        )
+        applying.join()
         phase(f"spec changes ({len(changes)} objects)", True, started, kills)
         # 4. Mass delete under kills.
         started = time.monotonic()

@@ -30,3 +30,22 @@ def test_scale_benchmark_smoke(repo: Path) -> None:
     assert rest["azure_writes"] == 0
     assert rest["kubernetes_writes"] == 0
     assert rest["azure_reads"] > 0, "the resync did not look at Azure"
+
+
+def test_chaos_benchmark_smoke(repo: Path) -> None:
+    """bench/chaos.py in small: every form of identity, kills in every phase, the lost
+    status, and the full Azure inventory compared after each (the script fails on any
+    leak, duplicate, missing object or stuck finalizer)."""
+    result = subprocess.run(
+        [sys.executable, str(repo / "bench" / "chaos.py"), "--n", "10", "--kills", "6",
+         "--resync", "10", "--timeout", "300"],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "| converge |" in result.stdout
+    assert "| mass delete |" in result.stdout
+    assert "FAILED" not in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
+from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.shell import Memo
 from aml_identity.settings import Settings
@@ -50,3 +51,18 @@ def test_an_object_found_gone_by_the_resync_leaves_nothing_behind() -> None:
     )
     assert len(shared.deps.waiters) == 0
     assert shared.schedule.next_due() is None
+
+
+def test_holders_follow_what_each_binding_records() -> None:
+    holders = Holders()
+    first, second = ("ml", "first", "uid-1"), ("ml", "second", "uid-2")
+    holders.record(first, ["A", "b"])
+    holders.record(second, ["a"])
+    assert holders.get("a") == [first, second]
+    holders.record(first, ["b"])  # it no longer records a
+    assert holders.get("A") == [second]
+    holders.forget("uid-2")
+    assert holders.get("a") == []
+    assert holders.get("b") == [first]
+    holders.record(first, [])
+    assert (holders.get("b"), len(holders)) == ([], 0)

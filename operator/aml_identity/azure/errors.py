@@ -43,7 +43,9 @@ TABLE: dict[tuple[int, str | None], Rule] = {
     # report how it differs.
     (409, "RoleAssignmentExists"): Rule(True, Reason.RECONCILING, FAST),
     (409, "RoleDefinitionWithSameNameExists"): Rule(False, Reason.CONFLICT, VERY_SLOW),
-    (409, "RoleDefinitionHasAssignments"): Rule(True, Reason.DELETION_BLOCKED, SLOW),
+    # Its assignments are usually being deleted at the same time (a namespace or a whole
+    # workload going): look again soon.
+    (409, "RoleDefinitionHasAssignments"): Rule(True, Reason.DELETION_BLOCKED, 10.0),
     (400, "RoleAssignmentUpdateNotPermitted"): Rule(False, Reason.CONFLICT, VERY_SLOW),
     (400, "UnmatchedPrincipalType"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),
     (400, "RoleDefinitionDoesNotExist"): Rule(False, Reason.INVALID_SPEC, VERY_SLOW),

@@ -232,14 +232,7 @@ async def _release(
         return Released.DELETED
     if not made_by(found, binding, recorded_created):
         return Released.NOT_OURS
-    heir = next(
-        (
-            AssignmentOwner(namespace, holder, uid)
-            for namespace, holder, uid in deps.assignment_holders.get(name.lower(), ())
-            if uid != binding.uid
-        ),
-        None,
-    )
+    heir = await _heir(deps, binding, name)
     if heir is None:
         await deps.gateway.delete_assignment(scope, name)
         return Released.DELETED
@@ -262,6 +255,19 @@ async def _release(
             {DEPENDENCY_ANNOTATION: f"handover/{name}@{binding.uid}"},
         )
     return Released.HANDED_OVER
+
+
+async def _heir(deps: Deps, binding: AssignmentOwner, name: str) -> AssignmentOwner | None:
+    """Another binding that records the assignment and stays: read from the API server,
+    as the watch may not have shown yet that it is being deleted too."""
+    for namespace, holder, uid in deps.assignment_holders.get(name):
+        if uid == binding.uid:
+            continue
+        found = await deps.cluster.get_custom("mlrolebindings", namespace, holder)
+        meta = (found or {}).get("metadata") or {}
+        if meta.get("uid") == uid and not meta.get("deletionTimestamp"):
+            return AssignmentOwner(namespace, holder, uid)
+    return None
 
 
 def _released_event(
@@ -615,6 +621,7 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
         outcome.events = events + outcome.events
         outcome.azure_writes = writes
         return outcome
+    deps.assignment_holders.forget(owner.uid)  # gone: it can inherit nothing now
     return Outcome(
         Reason.DELETING, f"released {writes} role assignment(s)", events=events, azure_writes=writes
     )

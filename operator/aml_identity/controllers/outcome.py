@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure, kubernetes_failure
 from aml_identity.azure.gateway import Gateway
+from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.waiters import Waiters
 from aml_identity.kube.cluster import Cluster, KubeError
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
@@ -97,9 +97,9 @@ class Deps:
     observe_federation: bool = True
     # Shared by every copy of the Deps: who waits for which dependency to become Ready.
     waiters: Waiters = field(default_factory=Waiters)
-    # Role assignment name (lower case) -> the MLRoleBindings whose status records it, as
-    # (namespace, name, uid): kopf's live index (handlers/holders.py); empty for `plan`.
-    assignment_holders: Mapping[str, Iterable[tuple[str, str, str]]] = field(default_factory=dict)
+    # Shared too: which bindings record which role assignment (handlers/holders.py keeps
+    # it from the watch; empty for `plan`).
+    assignment_holders: Holders = field(default_factory=Holders)
 
     @property
     def gateway(self) -> Gateway:

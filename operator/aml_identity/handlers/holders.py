@@ -1,10 +1,8 @@
-"""Which MLRoleBindings record which role assignment: the live index a binding consults
-before it deletes an assignment it created, so that a grant two bindings share is handed
-over to the one that stays instead of being deleted under it (controllers.mlrolebinding).
+"""Keep controllers.holders.Holders current from the watch of MLRoleBindings.
 
-kopf keeps the index from its watch of every binding the operator sees. A binding of a
-namespace the operator does not watch is not in it: that binding finds the assignment
-gone at its next look and creates it again.
+An event handler, not a kopf index: kopf holds every handler until each object of an
+indexed kind has a worker that has indexed it, and its workers are bounded
+(settings.queueing.worker_limit), so an index over thousands of bindings never finishes.
 """
 
 from __future__ import annotations
@@ -15,22 +13,22 @@ import kopf
 
 from aml_identity.api import GROUP, VERSION
 
-HOLDER_INDEX = "assignment_holders"
-
 
 def register(registry: kopf.OperatorRegistry) -> None:
-    @kopf.index(GROUP, VERSION, "mlrolebindings", registry=registry, id=HOLDER_INDEX)
-    def index_holders(
-        namespace: str | None, name: str, uid: str, status: kopf.Status, **_: Any
-    ) -> dict[str, tuple[str, str, str]]:
-        return {
-            str(a["name"]).lower(): (namespace or "", name, uid)
-            for a in status.get("assignments") or []
-            if a.get("name")
-        }
-
-    @kopf.on.startup(registry=registry, id="assignment-holders")
-    async def share(memo: Any, **kwargs: Any) -> None:
-        # The index object stays live for the operator's lifetime; every copy of the
-        # Deps made for a reconcile refers to it.
-        memo.shared.deps.assignment_holders = kwargs[HOLDER_INDEX]
+    @kopf.on.event(GROUP, VERSION, "mlrolebindings", registry=registry, id="assignment-holders")
+    def follow(
+        type: str | None,
+        namespace: str | None,
+        name: str,
+        uid: str,
+        status: kopf.Status,
+        meta: kopf.Meta,
+        memo: Any,
+        **_: Any,
+    ) -> None:
+        holders = memo.shared.deps.assignment_holders
+        if type == "DELETED" or meta.get("deletionTimestamp"):
+            holders.forget(uid)  # a binding on its way out inherits nothing
+            return
+        recorded = [str(a["name"]) for a in status.get("assignments") or [] if a.get("name")]
+        holders.record((namespace or "", name, uid), recorded)
