@@ -122,3 +122,29 @@ def test_resource_group_rules(group: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match=r"resourceGroup|resource_group"):
             WorkloadIdentity.model_validate({"spec": spec})
+
+
+def test_metrics_and_liveness_listen_on_loopback_unless_told() -> None:
+    """Outside a Pod nothing else should reach them; the chart sets 0.0.0.0 (its Pod IP)."""
+    from aml_identity.settings import Settings
+
+    settings = Settings(AZURE_TENANT_ID="t", AZURE_SUBSCRIPTION_ID="s")
+    assert settings.metrics_address == "127.0.0.1"
+    assert settings.liveness_endpoint.startswith("http://127.0.0.1:")
+    assert settings.cluster_id == "", "empty: the kube-system namespace's UID is read"
+
+
+def test_the_cluster_id_is_read_from_the_cluster_only_when_unset() -> None:
+    import asyncio
+
+    from aml_identity.settings import Settings
+
+    async def kube_system_uid() -> str:
+        return "0b6f3c1e-2d4a-4f5b-8c9d-1e2f3a4b5c6d"
+
+    unset = Settings(AZURE_TENANT_ID="t", AZURE_SUBSCRIPTION_ID="s")
+    assert asyncio.run(unset.with_cluster_id(kube_system_uid)).cluster_id == (
+        "0b6f3c1e-2d4a-4f5b-8c9d-1e2f3a4b5c6d"
+    )
+    named = Settings(AZURE_TENANT_ID="t", AZURE_SUBSCRIPTION_ID="s", cluster_id="prod")
+    assert asyncio.run(named.with_cluster_id(kube_system_uid)).cluster_id == "prod"
