@@ -124,9 +124,14 @@ def test_resource_group_rules(group: str, ok: bool) -> None:
             WorkloadIdentity.model_validate({"spec": spec})
 
 
-def test_metrics_and_liveness_listen_on_loopback_unless_told() -> None:
+def test_metrics_and_liveness_listen_on_loopback_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Outside a Pod nothing else should reach them; the chart sets 0.0.0.0 (its Pod IP)."""
     from aml_identity.settings import Settings
+
+    for variable in ("METRICS_ADDRESS", "LIVENESS_ENDPOINT", "CLUSTER_ID"):
+        monkeypatch.delenv(f"AML_IDENTITY_{variable}", raising=False)
 
     settings = Settings(AZURE_TENANT_ID="t", AZURE_SUBSCRIPTION_ID="s")
     assert settings.metrics_address == "127.0.0.1"
