@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -553,3 +554,47 @@ def test_an_assignment_whose_status_was_lost_is_still_deleted(
     cluster.kubectl("delete", "mlrb", "forgetful", "-n", namespace, "--wait=false")
     wait_gone(cluster, "mlrb", "forgetful", namespace)
     assert assignments(azlocal, WORKSPACE, principal) == [], f"{record['name']} leaked"
+
+
+def test_two_bindings_swapping_roles_never_report_ready_without_their_grants(
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
+) -> None:
+    """Two bindings of one principal swap their roles at once: each finds its new role
+    already granted by the other (shared) while the other lets it go. Whatever the order,
+    neither is Ready while a grant it relies on is missing."""
+    apply(cluster, "WorkloadIdentity", "swapper", {"managedIdentity": MI}, namespace)
+    principal = wait_ready(cluster, "wid", "swapper", namespace)["status"]["principalId"]
+    subjects = [{"workloadIdentity": "swapper"}]
+
+    def binding(name: str, role: str, generation_hint: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "identity.aml.dev/v1alpha1",
+            "kind": "MLRoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "role": {"builtIn": role},
+                "subjects": subjects,
+                "scope": WS,
+                "description": generation_hint,
+            },
+        }
+
+    for round_, (first, second) in enumerate(
+        [("Reader", "AzureML Data Scientist"), ("AzureML Data Scientist", "Reader")] * 2
+    ):
+        both = {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                binding("swap-a", first, f"round {round_}"),
+                binding("swap-b", second, f"round {round_}"),
+            ],
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(both))
+        for name in ("swap-a", "swap-b"):
+            wait_ready(cluster, "mlrb", name, namespace)
+        granted = {role for _, role in assignments(azlocal, WORKSPACE, principal)}
+        assert granted == {READER, DATA_SCIENTIST}, f"round {round_}: only {granted} granted"
+    for name in ("swap-a", "swap-b"):
+        cluster.kubectl("delete", "mlrb", name, "-n", namespace)
+    assert assignments(azlocal, WORKSPACE, principal) == []

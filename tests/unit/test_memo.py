@@ -66,3 +66,14 @@ def test_holders_follow_what_each_binding_records() -> None:
     assert holders.get("b") == [first]
     holders.record(first, [])
     assert (holders.get("b"), len(holders)) == ([], 0)
+
+
+def test_a_binding_relies_on_a_shared_assignment_before_its_status_says_so() -> None:
+    holders = Holders()
+    sharer = ("ml", "second", "uid-2")
+    holders.record(sharer, ["a"])
+    holders.add(sharer, ["B"])
+    assert holders.get("b") == [sharer]
+    assert holders.get("a") == [sharer], "adding keeps what the status records"
+    holders.record(sharer, ["b"])  # then its status says exactly that
+    assert (holders.get("a"), holders.get("b")) == ([], [sharer])

@@ -34,6 +34,13 @@ class Holders:
         else:
             self._assignments_of.pop(uid, None)
 
+    def add(self, holder: Holder, assignments: Iterable[str]) -> None:
+        """`holder` relies on `assignments` from now on, before its status says so: an
+        owner releasing one of them meanwhile hands it over instead of deleting it."""
+        names = frozenset(a.lower() for a in assignments)
+        if names:
+            self.record(holder, self._assignments_of.get(holder[2], frozenset()) | names)
+
     def forget(self, uid: str) -> None:
         for name in self._assignments_of.pop(uid, frozenset()):
             self._drop(name, uid)

@@ -11,7 +11,7 @@ from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
-from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
+from aml_identity.azure.errors import FAST, AzureFailure, gone, nothing_to_find
 from aml_identity.controllers.guard import revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
 from aml_identity.controllers.waiters import Key
@@ -439,8 +439,11 @@ async def _apply(
     elif observe_only or not deps.manage:
         return _observed_only(plan, status_base)
     done = _Done(_shared_events(plan, binding), [_record(k, principals) for k in plan.keep])
+    holder = (owner.namespace, owner.name, owner.uid)
+    deps.assignment_holders.add(holder, [k.name for k in plan.shared])
     try:
         await _write(deps, owner, binding, role, plan, principals, done, revoking=revoking)
+        lost = await _lost_shares(deps, plan)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, "writing role assignments")
         # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
@@ -451,6 +454,21 @@ async def _apply(
         outcome.azure_writes = done.writes
         return outcome
     status = {**status_base, "assignments": done.records}
+    if lost:
+        # Its owner let it go between this binding's look and now (before it knew this
+        # binding relies on it): look again soon, and make this binding's own.
+        message = (
+            f"shared role assignment {', '.join(lost)} was removed by its owner meanwhile; "
+            "looking again"
+        )
+        return Outcome(
+            Reason.RECONCILING,
+            message,
+            status=status,
+            events=done.events,
+            retry_after=FAST,
+            azure_writes=done.writes,
+        )
     if plan.conflicts:
         message = "; ".join(c.message for c in plan.conflicts)
         return Outcome(
@@ -468,6 +486,15 @@ async def _apply(
     return Outcome(
         Reason.RECONCILED, message, status=status, events=done.events, azure_writes=done.writes
     )
+
+
+async def _lost_shares(deps: Deps, plan: BindingPlan) -> list[str]:
+    """Shared assignments the plan kept that are gone now (the listing follows this
+    process's own deletes)."""
+    if not plan.shared:
+        return []
+    present = {a.name.lower() for a in await deps.gateway.assignments_at(plan.scope)}
+    return [k.name for k in plan.shared if k.name.lower() not in present]
 
 
 @dataclass
