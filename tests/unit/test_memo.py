@@ -72,8 +72,13 @@ def test_a_binding_relies_on_a_shared_assignment_before_its_status_says_so() -> 
     holders = Holders()
     sharer = ("ml", "second", "uid-2")
     holders.record(sharer, ["a"])
-    holders.add(sharer, ["B"])
+    holders.rely(sharer, ["B"])
     assert holders.get("b") == [sharer]
-    assert holders.get("a") == [sharer], "adding keeps what the status records"
-    holders.record(sharer, ["b"])  # then its status says exactly that
+    # A watch event with an older status does not take back what the reconcile relies on.
+    holders.record(sharer, ["a"])
+    assert (holders.get("a"), holders.get("b")) == ([sharer], [sharer])
+    holders.rely(sharer, [])  # its next reconcile relies on nothing shared
+    holders.record(sharer, ["b"])  # and its status records b
     assert (holders.get("a"), holders.get("b")) == ([], [sharer])
+    holders.forget("uid-2")
+    assert (holders.get("b"), len(holders)) == ([], 0)

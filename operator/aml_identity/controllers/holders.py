@@ -1,10 +1,12 @@
-"""Which MLRoleBindings record which role assignment in their status: what a binding
-consults before it deletes an assignment it created, so that a grant two bindings share
-is handed over to the one that stays instead of being deleted under it.
+"""Which MLRoleBindings hold which role assignment: what a binding consults before it
+deletes an assignment it created, so that a grant two bindings share is handed over to
+the one that stays instead of being deleted under it.
 
-Kept from the watch of the bindings (handlers/holders.py), in the process. A binding of a
-namespace the operator does not watch is not in it: that binding finds the assignment
-gone at its next look and creates it again.
+A binding holds what its status records (followed from the watch: handlers/holders.py)
+and what its reconcile in progress relies on (set before its writes, so an owner
+releasing one of them meanwhile hands it over). Both live in the process. A binding of a
+namespace the operator does not watch is not here: it finds the assignment gone at its
+next look and creates it again.
 """
 
 from __future__ import annotations
@@ -14,40 +16,51 @@ from dataclasses import dataclass, field
 
 # (namespace, name, uid) of a binding
 Holder = tuple[str, str, str]
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
 class Holders:
     _by_assignment: dict[str, dict[str, Holder]] = field(default_factory=dict)
-    _assignments_of: dict[str, frozenset[str]] = field(default_factory=dict)
+    _recorded: dict[str, frozenset[str]] = field(default_factory=dict)
+    _relied: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def record(self, holder: Holder, assignments: Iterable[str]) -> None:
         """`holder`'s status records exactly `assignments` (names) now."""
-        uid = holder[2]
-        names = frozenset(a.lower() for a in assignments)
-        for gone in self._assignments_of.get(uid, frozenset()) - names:
-            self._drop(gone, uid)
-        for name in names:
-            self._by_assignment.setdefault(name, {})[uid] = holder
-        if names:
-            self._assignments_of[uid] = names
-        else:
-            self._assignments_of.pop(uid, None)
+        self._set(self._recorded, holder, assignments)
 
-    def add(self, holder: Holder, assignments: Iterable[str]) -> None:
-        """`holder` relies on `assignments` from now on, before its status says so: an
-        owner releasing one of them meanwhile hands it over instead of deleting it."""
-        names = frozenset(a.lower() for a in assignments)
-        if names:
-            self.record(holder, self._assignments_of.get(holder[2], frozenset()) | names)
+    def rely(self, holder: Holder, assignments: Iterable[str]) -> None:
+        """`holder`'s reconcile now relies on exactly `assignments` (another binding's,
+        shared), before its status says so."""
+        self._set(self._relied, holder, assignments)
 
     def forget(self, uid: str) -> None:
-        for name in self._assignments_of.pop(uid, frozenset()):
+        held = self._held(uid)
+        self._recorded.pop(uid, None)
+        self._relied.pop(uid, None)
+        for name in held:
             self._drop(name, uid)
 
     def get(self, assignment: str) -> list[Holder]:
-        """The bindings recording `assignment`."""
+        """The bindings holding `assignment`."""
         return sorted(self._by_assignment.get(assignment.lower(), {}).values())
+
+    def _held(self, uid: str) -> frozenset[str]:
+        return self._recorded.get(uid, _NONE) | self._relied.get(uid, _NONE)
+
+    def _set(self, which: dict[str, frozenset[str]], holder: Holder, names: Iterable[str]) -> None:
+        uid = holder[2]
+        before = self._held(uid)
+        wanted = frozenset(n.lower() for n in names)
+        if wanted:
+            which[uid] = wanted
+        else:
+            which.pop(uid, None)
+        after = self._held(uid)
+        for gone in before - after:
+            self._drop(gone, uid)
+        for name in after:
+            self._by_assignment.setdefault(name, {})[uid] = holder
 
     def _drop(self, name: str, uid: str) -> None:
         holders = self._by_assignment.get(name)
@@ -57,4 +70,4 @@ class Holders:
                 del self._by_assignment[name]
 
     def __len__(self) -> int:
-        return len(self._assignments_of)
+        return len(self._recorded.keys() | self._relied.keys())

@@ -440,7 +440,7 @@ async def _apply(
         return _observed_only(plan, status_base)
     done = _Done(_shared_events(plan, binding), [_record(k, principals) for k in plan.keep])
     holder = (owner.namespace, owner.name, owner.uid)
-    deps.assignment_holders.add(holder, [k.name for k in plan.shared])
+    deps.assignment_holders.rely(holder, [k.name for k in plan.shared])
     try:
         await _write(deps, owner, binding, role, plan, principals, done, revoking=revoking)
         lost = await _lost_shares(deps, plan)
