@@ -126,6 +126,11 @@ class Gateway:
         for auth in self._auth.values():
             await auth.close()  # type: ignore[no-untyped-call]
 
+    def assignment_lock(self, principal_id: str) -> asyncio.Lock:
+        """One principal's role assignments are looked at and written by one binding at a
+        time: two that share a grant, or hand one over, must not interleave."""
+        return self.identity_lock(f"principal:{principal_id}")
+
     def identity_lock(self, identity_id: str) -> asyncio.Lock:
         """Azure refuses overlapping federated-credential writes to one identity."""
         key = identity_id.lower()

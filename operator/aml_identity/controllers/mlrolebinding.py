@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -312,7 +313,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         refused = denied_all or verdict.denies(f"subjects[{i}]")
         (denied if refused else allowed).append(subject)
     try:
-        principals, observed = await _observe(deps, dependent, scope, allowed)
+        principals = [await _principal(deps, dependent, s) for s in allowed]
     except (Waiting, Invalid) as stuck:
         # Waiting for (or unable to use) an allowed subject must not delay revoking the
         # denied ones, nor releasing subjects the spec no longer names: a new subject that
@@ -321,33 +322,41 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         await _release_early(deps, owner, binding, denied if verdict.enforced else [], outcome)
         return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
     except AzureFailure as failure:
-        return Outcome.from_failure(failure, "reading role assignments")
-    plan = plan_binding(
-        scope=scope,
-        role_definition=role.definition_id,
-        principals=principals,
-        observed=observed,
-        owned=_owned(binding),
-        binding=owner,
-        condition=binding.spec.condition,
-        description=binding.spec.description,
-    )
-    outcome = await _apply(
-        deps, owner, binding, role, plan, principals, revoking=bool(verdict.enforced)
-    )
+        return Outcome.from_failure(failure, "resolving subjects")
+    # Look, plan and write with every principal concerned to itself: another binding of
+    # the same principal (sharing one of its grants, or letting one go) waits its turn.
+    concerned = [p.principal_id for p in principals] + [o.principal_id for o in _owned(binding)]
+    async with principal_locks(deps, concerned):
+        try:
+            observed = {
+                p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
+                for p in principals
+            }
+        except AzureFailure as failure:
+            return Outcome.from_failure(failure, "reading role assignments")
+        plan = plan_binding(
+            scope=scope,
+            role_definition=role.definition_id,
+            principals=principals,
+            observed=observed,
+            owned=_owned(binding),
+            binding=owner,
+            condition=binding.spec.condition,
+            description=binding.spec.description,
+        )
+        outcome = await _apply(
+            deps, owner, binding, role, plan, principals, revoking=bool(verdict.enforced)
+        )
     return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
 
 
-async def _observe(
-    deps: Deps, dependent: Key, scope: str, subjects: list[Subject]
-) -> tuple[list[Principal], dict[str, list[RoleAssignment]]]:
-    """The subjects' principals, and each one's assignments at the scope."""
-    principals = [await _principal(deps, dependent, s) for s in subjects]
-    observed = {
-        p.principal_id: await deps.gateway.assignments_for(scope, p.principal_id)
-        for p in principals
-    }
-    return principals, observed
+@contextlib.asynccontextmanager
+async def principal_locks(deps: Deps, principal_ids: list[str]) -> AsyncIterator[None]:
+    """The assignment locks of these principals, taken in one order (no deadlock)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for principal_id in sorted({p.lower() for p in principal_ids}):
+            await stack.enter_async_context(deps.gateway.assignment_lock(principal_id))
+        yield
 
 
 def _stuck(stuck: Waiting | Invalid) -> Outcome:
@@ -379,6 +388,20 @@ async def _release_early(
                 if found:
                     denied_ids.add(found.lower())
     observe_only = binding.spec.management_policy == ManagementPolicy.OBSERVE
+    concerned = [r.principal_id for r in binding.status.assignments]
+    async with principal_locks(deps, concerned):
+        await _release_records(deps, owner, binding, denied_ids, observe_only, outcome)
+
+
+async def _release_records(
+    deps: Deps,
+    owner: AssignmentOwner,
+    binding: MLRoleBinding,
+    denied_ids: set[str],
+    observe_only: bool,
+    outcome: Outcome,
+) -> None:
+    assert binding.status is not None
     named = {subject_label(s) for s in binding.spec.subjects}
     # A principal still named another way (a WorkloadIdentity's principal now listed by
     # its id) keeps its assignment until the plan decides.
@@ -394,14 +417,14 @@ async def _release_early(
             and record.principal_id.lower() not in named_ids
         )
         if not ((record.created or record.owned_by) and (revoking or removed)):
-            kept.append(record.model_dump(by_alias=True, mode="json"))
+            kept.append(record.model_dump(by_alias=True, mode="json", exclude_none=True))
             continue
         try:
             result = await release_assignment(
                 deps, owner, record.scope, record.name, recorded_created=record.created
             )
         except AzureFailure as failure:
-            kept.append(record.model_dump(by_alias=True, mode="json"))
+            kept.append(record.model_dump(by_alias=True, mode="json", exclude_none=True))
             outcome.events.append(Event("Warning", failure.reason.value, str(failure)))
             continue
         outcome.azure_writes += result in (Released.DELETED, Released.HANDED_OVER)
@@ -632,16 +655,18 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     events: list[Event] = []
     writes = 0
     try:
-        for record in await _deletion_candidates(deps, owner, binding):
-            result = await release_assignment(
-                deps, owner, record.scope, record.name, recorded_created=record.created
-            )
-            writes += result in (Released.DELETED, Released.HANDED_OVER)
-            event = _released_event(
-                result, record.scope, record.name, record.principal_id, revoking=False
-            )
-            if event is not None:
-                events.append(event)
+        candidates = await _deletion_candidates(deps, owner, binding)
+        async with principal_locks(deps, [c.principal_id for c in candidates]):
+            for record in candidates:
+                result = await release_assignment(
+                    deps, owner, record.scope, record.name, recorded_created=record.created
+                )
+                writes += result in (Released.DELETED, Released.HANDED_OVER)
+                event = _released_event(
+                    result, record.scope, record.name, record.principal_id, revoking=False
+                )
+                if event is not None:
+                    events.append(event)
     except AzureFailure as failure:
         outcome = Outcome.from_failure(failure, "deleting role assignments")
         outcome.reason = Reason.DELETION_BLOCKED
