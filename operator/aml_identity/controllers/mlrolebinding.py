@@ -224,13 +224,12 @@ async def _release(
 ) -> Released:
     listed = await deps.gateway.assignments_at(scope)
     found = next((a for a in listed if a.name.lower() == name.lower()), None)
+    if found is None and recorded_created:
+        # Recorded as made here but not in the (shared, possibly older) listing: read it
+        # fresh, as it may since have been handed over to another binding.
+        found = await deps.gateway.get_assignment(scope, name)
     if found is None:
-        if not recorded_created:
-            return Released.GONE
-        # Made by this binding but not in the (shared, possibly older) listing: deleting
-        # a missing assignment is harmless.
-        await deps.gateway.delete_assignment(scope, name)
-        return Released.DELETED
+        return Released.GONE
     if not made_by(found, binding, recorded_created):
         return Released.NOT_OURS
     heir = await _heir(deps, binding, name)
