@@ -10,18 +10,25 @@ import sys
 from pathlib import Path
 
 
-def test_scale_benchmark_smoke(repo: Path) -> None:
+def bench(repo: Path, script: str, *args: str, timeout: float) -> str:
+    """Run one benchmark script to the end; its standard output, or the run's tail."""
     result = subprocess.run(
-        [sys.executable, str(repo / "bench" / "scale.py"), "--n", "6", "--namespaces", "2",
-         "--resync", "10", "--json"],
+        [sys.executable, str(repo / "bench" / script), *args],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    return result.stdout
+
+
+def test_scale_benchmark_smoke(repo: Path) -> None:
+    stdout = bench(
+        repo, "scale.py", "--n", "6", "--namespaces", "2", "--resync", "10", "--json",
+        timeout=600,
     )  # fmt: skip
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    report = json.loads(result.stdout[result.stdout.index("\n{") :])
+    report = json.loads(stdout[stdout.index("\n{") :])
     assert report["ready"] == 18
     assert report["writes_made"] == report["writes_needed"] == 24
     assert report["answered_429"] == 0
@@ -36,16 +43,10 @@ def test_chaos_benchmark_smoke(repo: Path) -> None:
     """bench/chaos.py in small: every form of identity, kills in every phase, the lost
     status, and the full Azure inventory compared after each (the script fails on any
     leak, duplicate, missing object or stuck finalizer)."""
-    result = subprocess.run(
-        [sys.executable, str(repo / "bench" / "chaos.py"), "--n", "10", "--kills", "6",
-         "--resync", "10", "--timeout", "300"],
-        capture_output=True,
-        text=True,
+    stdout = bench(
+        repo, "chaos.py", "--n", "10", "--kills", "6", "--resync", "10", "--timeout", "300",
         timeout=1200,
-        check=False,
     )  # fmt: skip
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    assert "| converge |" in result.stdout
-    assert "| mass delete |" in result.stdout
-    assert "FAILED" not in result.stdout
+    assert "| converge |" in stdout
+    assert "| mass delete |" in stdout
+    assert "FAILED" not in stdout

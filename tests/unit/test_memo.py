@@ -8,6 +8,7 @@ import gc
 from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.outcome import Deps
 from aml_identity.handlers.shell import Memo
+from aml_identity.reconcile.names import AssignmentOwner
 from aml_identity.settings import Settings
 
 KEY = ("workloadidentities", "ml-team", "trainer")
@@ -55,7 +56,10 @@ def test_an_object_found_gone_by_the_resync_leaves_nothing_behind() -> None:
 
 def test_holders_follow_what_each_binding_records() -> None:
     holders = Holders()
-    first, second = ("ml", "first", "uid-1"), ("ml", "second", "uid-2")
+    first, second = (
+        AssignmentOwner("ml", "first", "uid-1"),
+        AssignmentOwner("ml", "second", "uid-2"),
+    )
     holders.record(first, ["A", "b"])
     holders.record(second, ["a"])
     assert holders.get("a") == [first, second]
@@ -70,7 +74,7 @@ def test_holders_follow_what_each_binding_records() -> None:
 
 def test_a_binding_relies_on_a_shared_assignment_before_its_status_says_so() -> None:
     holders = Holders()
-    sharer = ("ml", "second", "uid-2")
+    sharer = AssignmentOwner("ml", "second", "uid-2")
     holders.record(sharer, ["a"])
     holders.rely(sharer, ["B"])
     assert holders.get("b") == [sharer]

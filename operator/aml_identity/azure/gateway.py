@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from aml_identity.azure.observe import Listings
 from aml_identity.azure.pacing import Pacer
 from aml_identity.azure.pages import AUTHORIZATION_API_VERSION, MSI_API_VERSION, ArmPages
 from aml_identity.azure.transport import ArmPacing
+from aml_identity.locks import KeyedLocks
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
 
@@ -68,10 +68,7 @@ class Gateway:
     # Built-in roles by name: the same in every scope of the tenant, and they never change.
     # Bounded: names come from specs (Azure has some hundreds of built-in roles).
     _built_ins: OrderedDict[str, RoleDefinition] = field(default_factory=OrderedDict)
-    # Only while someone holds one: a lock per identity ever seen would outlive them all.
-    _identity_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
-        default_factory=weakref.WeakValueDictionary
-    )
+    _identity_locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Batched observation (azure/observe.py): identities by resource group, role
     # assignments by scope, and concurrent role-name lookups coalesced.
     _identities: Listings[tuple[str, str], Identity] = field(init=False)
@@ -133,11 +130,7 @@ class Gateway:
 
     def identity_lock(self, identity_id: str) -> asyncio.Lock:
         """Azure refuses overlapping federated-credential writes to one identity."""
-        key = identity_id.lower()
-        lock = self._identity_locks.get(key)
-        if lock is None:
-            lock = self._identity_locks[key] = asyncio.Lock()
-        return lock
+        return self._identity_locks(identity_id.lower())
 
     # --- user-assigned identities ---
 

@@ -136,7 +136,7 @@ class GraphGateway:
         await call(lambda: self._send("PATCH", path, body, headers=CREATE_IF_MISSING))
         found = await self.get_application(unique_name)
         if found is None:  # Graph replicates; the next reconcile will see it
-            raise _not_visible("application")
+            raise not_visible("application")
         return found
 
     async def delete_application(self, object_id: str) -> None:
@@ -195,7 +195,7 @@ class GraphGateway:
         await call(lambda: self._send("PATCH", path, {"tags": tags}, headers=CREATE_IF_MISSING))
         found = await self.get_service_principal(app_id)
         if found is None:
-            raise _not_visible("service principal")
+            raise not_visible("service principal")
         return found
 
     # --- federated credentials ---
@@ -263,11 +263,6 @@ def _graph_error(status: int, message: str, code: str | None = None) -> HttpResp
 
 
 def not_visible(what: str) -> AzureFailure:
-    """`what` was written but a read does not show it yet (Graph's replication)."""
-    return _not_visible(what)
-
-
-def _not_visible(what: str) -> AzureFailure:
     """Graph replicates between its own replicas: what was just written may not be
     readable yet, which Graph itself answers as Request_ResourceNotFound (retried soon)."""
     return classify(_graph_error(404, f"{what} not visible yet", "Request_ResourceNotFound"))

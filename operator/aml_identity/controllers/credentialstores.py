@@ -60,6 +60,8 @@ class Store(Protocol):
     def kind(self) -> str: ...
     @property
     def where(self) -> str: ...
+    @property
+    def location(self) -> dict[str, str]: ...  # status.credential's fields naming the store
 
     async def read(self, now: datetime) -> View: ...
     # Steps act on what the last read() saw (`view`), so a step needs no reading of its own.
@@ -208,6 +210,10 @@ class SecretStore:
     def where(self) -> str:
         return f"Secret {self.name}"
 
+    @property
+    def location(self) -> dict[str, str]:
+        return {"secretName": self.name}
+
     def _managed(self) -> list[KeyCredential] | list[PasswordCredential]:
         if self.certificate:
             return self.keys.managed()
@@ -351,6 +357,10 @@ class VaultStore:
     @property
     def where(self) -> str:
         return f"Key Vault certificate {self.name} in {self.vault_url}"
+
+    @property
+    def location(self) -> dict[str, str]:
+        return {"vaultUrl": self.vault_url, "certificateName": self.name}
 
     def _owner_tags(self) -> dict[str, str]:
         o = self.owner

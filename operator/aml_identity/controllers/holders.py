@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-# (namespace, name, uid) of a binding
-Holder = tuple[str, str, str]
+from aml_identity.reconcile.names import AssignmentOwner as Holder
+
 _NONE: frozenset[str] = frozenset()
 
 
@@ -49,7 +49,7 @@ class Holders:
         return self._recorded.get(uid, _NONE) | self._relied.get(uid, _NONE)
 
     def _set(self, which: dict[str, frozenset[str]], holder: Holder, names: Iterable[str]) -> None:
-        uid = holder[2]
+        uid = holder.uid
         before = self._held(uid)
         wanted = frozenset(n.lower() for n in names)
         if wanted:

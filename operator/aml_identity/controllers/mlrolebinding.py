@@ -10,11 +10,11 @@ from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.mlrole import MLRoleSpec
-from aml_identity.api.mlrolebinding import MLRoleBinding, Subject
+from aml_identity.api.mlrolebinding import AssignmentStatus, MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import FAST, AzureFailure, gone, nothing_to_find
 from aml_identity.controllers.guard import revoked, with_verdict
-from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
+from aml_identity.controllers.outcome import Deps, Event, Outcome, Progress, kept_on_delete
 from aml_identity.controllers.waiters import Key
 from aml_identity.kube.cluster import DEPENDENCY_ANNOTATION, KubeError
 from aml_identity.reconcile.binding import (
@@ -260,31 +260,37 @@ async def _release(
 async def _heir(deps: Deps, binding: AssignmentOwner, name: str) -> AssignmentOwner | None:
     """Another binding that records the assignment and stays: read from the API server,
     as the watch may not have shown yet that it is being deleted too."""
-    for namespace, holder, uid in deps.assignment_holders.get(name):
-        if uid == binding.uid:
+    for holder in deps.assignment_holders.get(name):
+        if holder.uid == binding.uid:
             continue
-        found = await deps.cluster.get_custom("mlrolebindings", namespace, holder)
+        found = await deps.cluster.get_custom("mlrolebindings", holder.namespace, holder.name)
         meta = (found or {}).get("metadata") or {}
-        if meta.get("uid") == uid and not meta.get("deletionTimestamp"):
-            return AssignmentOwner(namespace, holder, uid)
+        if meta.get("uid") == holder.uid and not meta.get("deletionTimestamp"):
+            return holder
     return None
 
 
-def _released_event(
-    result: Released, scope: str, name: str, principal_id: str, *, revoking: bool, why: str = ""
-) -> Event | None:
-    what = f"role assignment {name} ({principal_id}) at {scope}"
+async def _give_up(
+    deps: Deps,
+    owner: AssignmentOwner,
+    record: Owned | AssignmentStatus,
+    progress: Progress,
+    *,
+    revoking: bool,
+    why: str = "",
+) -> None:
+    """Release one recorded assignment, and report what that did."""
+    result = await release_assignment(
+        deps, owner, record.scope, record.name, recorded_created=record.created
+    )
+    what = f"role assignment {record.name} ({record.principal_id}) at {record.scope}"
     if result is Released.HANDED_OVER:
-        return Event(
-            "Normal",
-            "HandedOver",
-            f"Kept {what}: another MLRoleBinding grants it too and now owns it",
+        message = f"Kept {what}: another MLRoleBinding grants it too and now owns it"
+        progress.wrote(Event("Normal", "HandedOver", message))
+    elif result is Released.DELETED:
+        progress.wrote(
+            revoked(what) if revoking else Event("Normal", "Unassigned", f"Removed {what}{why}")
         )
-    if result is not Released.DELETED:
-        return None
-    if revoking:
-        return revoked(what)
-    return Event("Normal", "Unassigned", f"Removed {what}{why}")
 
 
 async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
@@ -324,7 +330,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         return Outcome.from_failure(failure, "resolving subjects")
     # Look, plan and write with every principal concerned to itself: another binding of
     # the same principal (sharing one of its grants, or letting one go) waits its turn.
-    concerned = [p.principal_id for p in principals] + [o.principal_id for o in _owned(binding)]
+    owned = _owned(binding)
+    concerned = [p.principal_id for p in principals] + [o.principal_id for o in owned]
     async with principal_locks(deps, concerned):
         try:
             observed = {
@@ -338,7 +345,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
             role_definition=role.definition_id,
             principals=principals,
             observed=observed,
-            owned=_owned(binding),
+            owned=owned,
             binding=owner,
             condition=binding.spec.condition,
             description=binding.spec.description,
@@ -406,6 +413,7 @@ async def _release_records(
     # its id) keeps its assignment until the plan decides.
     named_ids = {s.principal_id.lower() for s in binding.spec.subjects if s.principal_id}
     kept = []
+    progress = Progress()
     for record in binding.status.assignments:
         revoking = record.principal_id.lower() in denied_ids
         # Observe never removes on its own; only a policy's revocation reaches it.
@@ -415,24 +423,18 @@ async def _release_records(
             and record.subject not in named
             and record.principal_id.lower() not in named_ids
         )
+        as_stored = record.model_dump(by_alias=True, mode="json", exclude_none=True)
         if not ((record.created or record.owned_by) and (revoking or removed)):
-            kept.append(record.model_dump(by_alias=True, mode="json", exclude_none=True))
+            kept.append(as_stored)
             continue
-        try:
-            result = await release_assignment(
-                deps, owner, record.scope, record.name, recorded_created=record.created
-            )
-        except AzureFailure as failure:
-            kept.append(record.model_dump(by_alias=True, mode="json", exclude_none=True))
-            outcome.events.append(Event("Warning", failure.reason.value, str(failure)))
-            continue
-        outcome.azure_writes += result in (Released.DELETED, Released.HANDED_OVER)
         why = f": {record.subject} is no longer a subject"
-        event = _released_event(
-            result, record.scope, record.name, record.principal_id, revoking=revoking, why=why
-        )
-        if event is not None:
-            outcome.events.append(event)
+        try:
+            await _give_up(deps, owner, record, progress, revoking=revoking, why=why)
+        except AzureFailure as failure:
+            kept.append(as_stored)
+            progress.note(failure.reason.value, str(failure), warning=True)
+    outcome.events += progress.events
+    outcome.azure_writes += progress.writes
     outcome.status["assignments"] = kept
 
 
@@ -460,22 +462,20 @@ async def _apply(
         plan = replace(plan, creates=())
     elif observe_only or not deps.manage:
         return _observed_only(plan, status_base)
-    done = _Done(_shared_events(plan, binding), [_record(k, principals) for k in plan.keep])
-    holder = (owner.namespace, owner.name, owner.uid)
-    deps.assignment_holders.rely(holder, [k.name for k in plan.shared])
+    done = Progress(events=_shared_events(plan, binding))
+    records = [_record(k, principals) for k in plan.keep]
+    deps.assignment_holders.rely(owner, [k.name for k in plan.shared])
     try:
-        await _write(deps, owner, binding, role, plan, principals, done, revoking=revoking)
+        await _write(deps, owner, binding, role, plan, principals, done, records, revoking=revoking)
         lost = await _lost_shares(deps, plan)
     except AzureFailure as failure:
-        outcome = Outcome.from_failure(failure, "writing role assignments")
+        outcome = done.failed(failure, "writing role assignments")
         # Keep what exists recorded, so the next attempt neither repeats nor forgets it.
-        kept = {r["name"] for r in done.records}
+        kept = {r["name"] for r in records}
         leftovers = [_record(o, principals) for o in plan.deletes if o.name not in kept]
-        outcome.status = {**status_base, "assignments": done.records + leftovers}
-        outcome.events = done.events + outcome.events
-        outcome.azure_writes = done.writes
+        outcome.status = {**status_base, "assignments": records + leftovers}
         return outcome
-    status = {**status_base, "assignments": done.records}
+    status = {**status_base, "assignments": records}
     if lost:
         # Its owner let it go between this binding's look and now (before it knew this
         # binding relies on it): look again soon, and make this binding's own.
@@ -500,7 +500,7 @@ async def _apply(
             events=[*done.events, Event("Warning", Reason.CONFLICT.value, message)],
             azure_writes=done.writes,
         )
-    count = len(done.records)
+    count = len(records)
     message = f"{role_name} granted at {scope} to {count} principal{'s' if count != 1 else ''}"
     if plan.shared:
         shared = ", ".join(f"{k.name} of MLRoleBinding {k.owner}" for k in plan.shared)
@@ -519,15 +519,6 @@ async def _lost_shares(deps: Deps, plan: BindingPlan) -> list[str]:
     return [k.name for k in plan.shared if k.name.lower() not in present]
 
 
-@dataclass
-class _Done:
-    """What writing a plan has done so far: kept even when a write fails."""
-
-    events: list[Event]
-    records: list[dict[str, Any]]
-    writes: int = 0
-
-
 async def _write(
     deps: Deps,
     owner: AssignmentOwner,
@@ -535,12 +526,13 @@ async def _write(
     role: ResolvedRole,
     plan: BindingPlan,
     principals: list[Principal],
-    done: _Done,
+    done: Progress,
+    records: list[dict[str, Any]],
     *,
     revoking: bool,
 ) -> None:
     """New assignments first, old ones after: a change of role, scope or subject never
-    leaves the principal without access in between."""
+    leaves the principal without access in between. `records` gains each one made."""
     scope, role_id = plan.scope, role.definition_id
 
     async def put(wanted: Create) -> RoleAssignment:
@@ -558,11 +550,10 @@ async def _write(
 
     for create in plan.creates:
         made = await put(create)
-        done.writes += 1
-        done.records.append(
+        records.append(
             _record(Owned(made.name, scope, made.principal_id, role_id, True), principals)
         )
-        done.events.append(
+        done.wrote(
             Event(
                 "Normal",
                 "Assigned",
@@ -585,15 +576,7 @@ async def _write(
                 )
             )
     for stale in plan.deletes:
-        result = await release_assignment(
-            deps, owner, stale.scope, stale.name, recorded_created=stale.created
-        )
-        done.writes += result in (Released.DELETED, Released.HANDED_OVER)
-        event = _released_event(
-            result, stale.scope, stale.name, stale.principal_id, revoking=revoking
-        )
-        if event is not None:
-            done.events.append(event)
+        await _give_up(deps, owner, stale, done, revoking=revoking)
 
 
 def _observed_only(plan: BindingPlan, status: dict[str, Any]) -> Outcome:
@@ -651,30 +634,22 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
     if kept is not None:
         return kept
     owner = binding_owner(body)
-    events: list[Event] = []
-    writes = 0
+    progress = Progress()
     try:
         candidates = await _deletion_candidates(deps, owner, binding)
         async with principal_locks(deps, [c.principal_id for c in candidates]):
             for record in candidates:
-                result = await release_assignment(
-                    deps, owner, record.scope, record.name, recorded_created=record.created
-                )
-                writes += result in (Released.DELETED, Released.HANDED_OVER)
-                event = _released_event(
-                    result, record.scope, record.name, record.principal_id, revoking=False
-                )
-                if event is not None:
-                    events.append(event)
+                await _give_up(deps, owner, record, progress, revoking=False)
     except AzureFailure as failure:
-        outcome = Outcome.from_failure(failure, "deleting role assignments")
+        outcome = progress.failed(failure, "deleting role assignments")
         outcome.reason = Reason.DELETION_BLOCKED
-        outcome.events = events + outcome.events
-        outcome.azure_writes = writes
         return outcome
     deps.assignment_holders.forget(owner.uid)  # gone: it can inherit nothing now
     return Outcome(
-        Reason.DELETING, f"released {writes} role assignment(s)", events=events, azure_writes=writes
+        Reason.DELETING,
+        f"released {progress.writes} role assignment(s)",
+        events=progress.events,
+        azure_writes=progress.writes,
     )
 
 

@@ -61,6 +61,30 @@ class Outcome:
         )
 
 
+@dataclass
+class Progress:
+    """What one reconcile has done so far (events, Azure writes), kept when a later step
+    fails so that nothing done goes unreported."""
+
+    events: list[Event] = field(default_factory=list)
+    writes: int = 0
+
+    def note(self, reason: str, message: str, warning: bool = False) -> None:
+        self.events.append(Event("Warning" if warning else "Normal", reason, message))
+
+    def wrote(self, event: Event) -> None:
+        """One Azure write, and its event."""
+        self.events.append(event)
+        self.writes += 1
+
+    def failed(self, failure: AzureFailure, doing: str) -> Outcome:
+        """The failure's outcome, after what was done."""
+        outcome = Outcome.from_failure(failure, doing)
+        outcome.events = self.events + outcome.events
+        outcome.azure_writes = self.writes
+        return outcome
+
+
 def kept_on_delete(
     deletion_policy: str | None, management_policy: ManagementPolicy, what: str
 ) -> Outcome | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from aml_identity.api.common import ManagementPolicy, Reason
@@ -23,7 +22,14 @@ from aml_identity.controllers.credentialstores import (
     View,
 )
 from aml_identity.controllers.guard import removed_credential, revoked
-from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete, kube_failure
+from aml_identity.controllers.outcome import (
+    Deps,
+    Event,
+    Outcome,
+    Progress,
+    kept_on_delete,
+    kube_failure,
+)
 from aml_identity.kube.cluster import KubeError
 from aml_identity.metrics import CREDENTIAL_EXPIRY
 from aml_identity.reconcile import secretstore
@@ -60,17 +66,6 @@ Clock = Callable[[], datetime]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Progress:
-    """What one reconcile did, for events, the status and the write count."""
-
-    events: list[Event] = field(default_factory=list)
-    writes: int = 0
-
-    def note(self, reason: str, message: str, warning: bool = False) -> None:
-        self.events.append(Event("Warning" if warning else "Normal", reason, message))
 
 
 def application_of(resource: WorkloadIdentity, owner: Owner) -> tuple[str, str, list[str], str]:
@@ -122,7 +117,7 @@ async def reconcile(
             deps, app, described, wanted_fics, excluded, progress
         )
     except AzureFailure as failure:
-        return _failed(failure, "writing application " + display_name, progress)
+        return progress.failed(failure, "writing application " + display_name)
     identity = secretstore.Identity(
         client_id=app.app_id,
         tenant_id=deps.settings.tenant_id,
@@ -146,7 +141,7 @@ async def reconcile(
         try:
             await _drop_credential(deps, resource, owner, app, identity, progress)
         except AzureFailure as failure:
-            return _failed(failure, "removing the credential no longer in the spec", progress)
+            return progress.failed(failure, "removing the credential no longer in the spec")
         status["credential"] = None
     if outcome is None:
         message = "application, service principal and federated credentials match the spec"
@@ -212,13 +207,6 @@ def _observe(app: Application | None, display_name: str, tags: list[str]) -> Out
     )
 
 
-def _failed(failure: AzureFailure, doing: str, progress: Progress) -> Outcome:
-    outcome = Outcome.from_failure(failure, doing)
-    outcome.events = progress.events + outcome.events
-    outcome.azure_writes = progress.writes
-    return outcome
-
-
 # --- the credential ---
 
 
@@ -258,14 +246,6 @@ def _recorded_store(
             deps, owner, app, recorded.secret_name, identity, certificate=certificate
         )
     return None
-
-
-def _location(store: Store) -> dict[str, object]:
-    """Where the credential is, for status: found again when the spec stops saying."""
-    if isinstance(store, VaultStore):
-        return {"vaultUrl": store.vault_url, "certificateName": store.name}
-    assert isinstance(store, SecretStore)
-    return {"secretName": store.name}
 
 
 async def _drop_credential(
@@ -358,7 +338,7 @@ async def _rotate(
         return _credential_failure(view, kube_failure(error), store.kind, now, renew_before)
     except (KeyListError, ValueError) as error:  # never a silent drop of a key in use
         return Outcome(Reason.AZURE_ERROR, f"credential rotation stopped: {error}")
-    status["credential"] = _credential_status(store.kind, view, renew_before) | _location(store)
+    status["credential"] = _credential_status(store.kind, view, renew_before) | store.location
     _export_expiry(owner, view)
     return None
 
@@ -519,7 +499,7 @@ async def revoke(
             progress.writes += 1
             progress.events.append(revoked(f"client secret {password.key_id}"))
     except AzureFailure as failure:
-        return _failed(failure, "revoking the application's credentials", progress)
+        return progress.failed(failure, "revoking the application's credentials")
     return Outcome(
         Reason.RECONCILED,
         "credentials removed" if progress.writes else "nothing to revoke",
@@ -535,11 +515,10 @@ async def _cancel_open_request(
     """Orphan keeps the credential, but a signing request a rotation left open would never
     be merged now: close it (best effort; Orphan never blocks a delete)."""
     sp = resource.spec.service_principal
-    certificate = sp.credential.certificate if sp and sp.credential else None
-    if certificate is None or certificate.key_vault is None:
+    if sp is None or sp.credential is None:
         return
-    vault = certificate.key_vault
-    store = VaultStore(deps, owner, _NO_APP, vault.vault_url, vault.certificate_name)
+    identity = secretstore.Identity(_NO_APP.app_id, deps.settings.tenant_id, "")
+    store = _store(deps, resource, owner, _NO_APP, identity)
     with contextlib.suppress(AzureFailure):
         cancelled = await store.cancel()
         if cancelled:

@@ -4,7 +4,6 @@ and the annotations on the service accounts it trusts."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
@@ -13,7 +12,7 @@ from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
 from aml_identity.controllers import serviceprincipal
 from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
-from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delete
+from aml_identity.controllers.outcome import Deps, Event, Outcome, Progress, kept_on_delete
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION, KubeError, ServiceAccountTaken
 from aml_identity.metrics import DRIFT_CORRECTIONS
 from aml_identity.reconcile.conditions import is_ready
@@ -210,43 +209,33 @@ async def _observe(
     return observed, None  # this resync compares the identity only
 
 
-@dataclass
-class _Written:
-    events: list[Event] = field(default_factory=list)
-    writes: int = 0
-
-    def note(self, event: Event) -> None:
-        self.events.append(event)
-        self.writes += 1
-
-
 async def _write(
     deps: Deps,
     desired: DesiredIdentity,
     observed: Identity | None,
     plan: IdentityPlan,
     excluded: frozenset[str],
-) -> tuple[Identity, _Written] | Outcome:
+) -> tuple[Identity, Progress] | Outcome:
     """Apply the plan: the identity, then its federated credentials (one writer per
     identity at a time). Returns the identity as written and what was done, or the
     failure's outcome."""
     gateway = deps.gateway
     sub, group, name = desired.subscription, desired.resource_group, desired.name
-    done = _Written()
+    done = Progress()
     try:
         if plan.create:
             observed = await gateway.create_identity(
                 sub, group, name, desired.location, desired.tags
             )
-            done.note(Event("Normal", "Created", f"Created managed identity {observed.id}"))
+            done.wrote(Event("Normal", "Created", f"Created managed identity {observed.id}"))
         elif plan.tags is not None:
             observed = await gateway.update_tags(sub, group, name, plan.tags)
-            done.note(Event("Normal", "Updated", f"Updated the tags of {name}"))
+            done.wrote(Event("Normal", "Updated", f"Updated the tags of {name}"))
         assert observed is not None
         async with gateway.identity_lock(observed.id):
             for credential in plan.put_credentials:
                 await gateway.put_federated_credential(sub, group, name, credential)
-                done.note(
+                done.wrote(
                     Event(
                         "Normal",
                         "FederatedCredential",
@@ -255,12 +244,9 @@ async def _write(
                 )
             for stale in plan.delete_credentials:
                 await gateway.delete_federated_credential(sub, group, name, stale)
-                done.note(removed_credential(stale, excluded))
+                done.wrote(removed_credential(stale, excluded))
     except AzureFailure as failure:
-        outcome = Outcome.from_failure(failure, f"writing managed identity {name}")
-        outcome.events = done.events + outcome.events
-        outcome.azure_writes = done.writes
-        return outcome
+        return done.failed(failure, f"writing managed identity {name}")
     return observed, done
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 
 from aml_identity.api import GROUP, VERSION
+from aml_identity.reconcile.names import AssignmentOwner
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -31,4 +32,4 @@ def register(registry: kopf.OperatorRegistry) -> None:
             holders.forget(uid)  # a binding on its way out inherits nothing
             return
         recorded = [str(a["name"]) for a in status.get("assignments") or [] if a.get("name")]
-        holders.record((namespace or "", name, uid), recorded)
+        holders.record(AssignmentOwner(namespace or "", name, uid), recorded)

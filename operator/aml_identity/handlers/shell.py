@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -16,6 +15,7 @@ from aml_identity.api.common import TRANSIENT_REASONS, Condition, Reason
 from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import KubeError
+from aml_identity.locks import KeyedLocks
 from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
 from aml_identity.reconcile.conditions import set_policy_violation, set_ready
 from aml_identity.reconcile.policy import PolicyBook
@@ -40,7 +40,7 @@ class Memo:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         # Only while someone holds one (a reconcile, a resync, a delete).
-        self.locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.locks = KeyedLocks()
         # Earliest time each object may call Azure again (Retry-After, backoff): the
         # change handlers and the resync share it, so neither path cuts the wait.
         self.not_before: dict[str, float] = {}
@@ -60,14 +60,11 @@ class Memo:
 
     def lock(self, uid: str) -> asyncio.Lock:
         # Change handlers and the resync of one object never overlap.
-        lock = self.locks.get(uid)
-        if lock is None:
-            lock = self.locks[uid] = asyncio.Lock()
-        return lock
+        return self.locks(uid)
 
     def forget(self, uid: str, key: ResourceKey) -> None:
         """The object is gone: drop everything kept about it."""
-        for per_object in (self.locks, self.not_before, self.resyncs, self.delete_attempts):
+        for per_object in (self.not_before, self.resyncs, self.delete_attempts):
             per_object.pop(uid, None)
         if self.uids.get(key) == uid:
             del self.uids[key]

@@ -227,7 +227,7 @@ def plan_binding(
                     principal.principal_id,
                     role_definition,
                     False,
-                    f"{other.namespace}/{other.name}" if other else None,
+                    other.ref if other else None,
                 )
             )
         elif same_role:
@@ -240,7 +240,7 @@ def plan_binding(
                     principal,
                     theirs.name,
                     theirs.condition,
-                    f"{other.namespace}/{other.name}" if other else None,
+                    other.ref if other else None,
                 )
             )
         else:

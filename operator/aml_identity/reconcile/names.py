@@ -65,7 +65,7 @@ def role_assignment_name(scope: str, role_definition_id: str, principal_id: str)
     return str(uuid.uuid5(NAMESPACE, key))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class AssignmentOwner:
     """The MLRoleBinding that created a role assignment, as its description records it
     (role assignments have no tags)."""
@@ -75,8 +75,12 @@ class AssignmentOwner:
     uid: str
 
     @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
     def marker(self) -> str:
-        return f"[{MANAGED_BY}: MLRoleBinding {self.namespace}/{self.name} uid={self.uid}]"
+        return f"[{MANAGED_BY}: MLRoleBinding {self.ref} uid={self.uid}]"
 
 
 _OWNER_MARKER = re.compile(
