@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from azure_operations import matches
+
 ROLE_DEFINITION_ID = "Microsoft.Authorization/roleAssignments:RoleDefinitionId"
 PRINCIPAL_ID = "Microsoft.Authorization/roleAssignments:PrincipalId"
 PRINCIPAL_TYPE = "Microsoft.Authorization/roleAssignments:PrincipalType"
@@ -284,13 +286,6 @@ def parse(text: str) -> Expr:
 # --- evaluation ---
 
 
-@lru_cache(maxsize=1024)
-def _action_pattern(pattern: str) -> re.Pattern[str]:
-    # ActionMatches is documented as the matching of actions in a role's permissions:
-    # `*` matches any run of characters, case-insensitively (the same rule as rbac.matches).
-    return re.compile("^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$", re.I)
-
-
 def _guid(value: str) -> str:
     """A GUID in canonical form; a role definition id compares by its last segment."""
     text = value.rstrip("/").rsplit("/", 1)[-1]
@@ -348,7 +343,8 @@ def evaluate(tree: Expr, action: str, attributes: Attributes = NO_ATTRIBUTES) ->
     """Whether the condition holds for `action` with these attributes."""
     match tree:
         case ActionMatches(pattern):
-            return bool(_action_pattern(pattern).match(action))
+            # Documented as the matching of actions in a role's permissions.
+            return matches(pattern, action)
         case Comparison():
             return _comparison_holds(tree, attributes)
         case Not(operand):

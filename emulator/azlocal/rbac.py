@@ -3,8 +3,9 @@
 Pure: the caller passes the assignments and definitions. Matches Azure's documented
 rules: the assignments that count are those at the scope or any ancestor, for the
 principal or any group it belongs to; a permission block allows an action when one of
-its `actions` matches and none of its `notActions` does; `*` matches any run of
-characters; comparison is case-insensitive.
+its `actions` matches and none of its `notActions` does. What a pattern matches is
+Azure's wildcard semantics, implemented once in azure_operations.matching and shared with
+the operator.
 
 An assignment may carry an ABAC condition (abac.py): its grant then counts for an action
 only when the condition holds for that request, given the request's attributes (which
@@ -16,12 +17,14 @@ emulated.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+
+from azure_operations import matches
 
 from . import abac, armids
+
+__all__ = ["Grant", "Permission", "is_allowed", "matches", "permission_allows"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,6 @@ class Grant:
     scope: str
     permissions: tuple[Permission, ...]
     condition: str | None = None  # an ABAC condition (conditionVersion 2.0), unparsed
-
-
-@lru_cache(maxsize=4096)
-def _pattern(expression: str) -> re.Pattern[str]:
-    return re.compile("^" + ".*".join(re.escape(p) for p in expression.split("*")) + "$", re.I)
-
-
-def matches(expression: str, action: str) -> bool:
-    return bool(_pattern(expression).match(action))
 
 
 def permission_allows(permission: Permission, action: str, *, data: bool = False) -> bool:

@@ -14,6 +14,7 @@ from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreatePara
 
 from azlocal.server import AzLocal
 from support.azure import (
+    Arm,
     admin_credential,
     async_operator_client,
     authorization_client,
@@ -23,7 +24,7 @@ from support.azure import (
     operator_credential,
     secret_credential,
 )
-from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
+from support.world import ML_API, RG_IDENTITIES, RG_ML, SUB, WORKSPACE
 
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
@@ -356,3 +357,113 @@ def test_a_principal_created_with_the_roles_of_another(azlocal: AzLocal) -> None
     assert error.value.status_code == 403
     with pytest.raises(RuntimeError, match="404"):
         new_service_principal(azlocal, rolesLike="nobody-by-that-name")
+
+
+@pytest.mark.parametrize(
+    ("permissions", "code", "message"),
+    [
+        (
+            {"actions": ["Microsoft.Nonexistent/things/read"]},
+            "InvalidActionOrNotAction",
+            "The resource provider referenced in the action 'Microsoft.Nonexistent/things/read' "
+            "is not returned in the list of providers from Azure Resource Manager.",
+        ),
+        (
+            {"actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoint/read"]},
+            "InvalidActionOrNotAction",
+            "'Microsoft.MachineLearningServices/workspaces/onlineEndpoint/read' does not match "
+            "any of the actions supported by the providers.",
+        ),
+        (
+            {
+                "actions": ["Microsoft.MachineLearningServices/workspaces/read"],
+                "not_actions": ["Microsoft.MachineLearningServices/workspaces/nothing/*"],
+            },
+            "InvalidActionOrNotAction",
+            "'Microsoft.MachineLearningServices/workspaces/nothing/*' does not match any of the "
+            "actions supported by the providers.",
+        ),
+        (
+            {
+                "data_actions": [
+                    "Microsoft.Storage/storageAccounts/blobServices/containers/blob/read"
+                ]
+            },
+            "InvalidDataActionOrNotDataAction",
+            "'Microsoft.Storage/storageAccounts/blobServices/containers/blob/read' does not match "
+            "any of the actions supported by the providers.",
+        ),
+        (
+            {"data_actions": ["Microsoft.MachineLearningServices/workspaces/read"]},
+            "InvalidDataActionOrNotDataAction",
+            "The resource provider referenced in the action "
+            "'Microsoft.MachineLearningServices/workspaces/read' has not published any data "
+            "operations.",
+        ),
+        (
+            {"actions": ["Microsoft.MachineLearningServices/*/computes/*"]},
+            "InvalidActionOrNotAction",
+            "'Microsoft.MachineLearningServices/*/computes/*' contains multiple wildcards. Only "
+            "one is allowed.",
+        ),
+    ],
+)
+def test_custom_role_operations_are_checked_as_azure_does(
+    azlocal: AzLocal, permissions: dict[str, list[str]], code: str, message: str
+) -> None:
+    client = authorization_client(azlocal, admin_credential(azlocal))
+    guid = str(uuid.uuid4())
+    definition = {
+        "role_name": f"checked {guid}",
+        "role_type": "CustomRole",
+        "permissions": [permissions],
+        "assignable_scopes": [RG_ML],
+    }
+    with pytest.raises(HttpResponseError) as refused:
+        client.role_definitions.create_or_update(RG_ML, guid, definition)
+    assert refused.value.status_code == 400
+    assert code_of(refused.value) == code
+    assert message_of(refused.value) == message
+    assert guid not in {d.name for d in client.role_definitions.list(RG_ML)}
+    # Wildcards, any letter case, providers azlocal knows only by name: accepted.
+    fine = {
+        "actions": [
+            "Microsoft.MachineLearningServices/workspaces/*/read",
+            "microsoft.machinelearningservices/WORKSPACES/onlineendpoints/READ",
+            "Microsoft.Insights/metrics/read",
+        ],
+        "data_actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
+    }
+    created = client.role_definitions.create_or_update(
+        RG_ML, guid, {**definition, "permissions": [fine]}
+    )
+    client.role_definitions.delete(RG_ML, created.name)
+
+
+def test_a_data_scientist_reads_its_workspace(azlocal: AzLocal) -> None:
+    """`workspaces/*/read` covers `workspaces/read`, as the built-in role relies on."""
+    sp = new_service_principal(azlocal, secret=True)
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    name = str(uuid.uuid4())
+    admin.role_assignments.create(
+        RG_ML,
+        name,
+        {
+            "role_definition_id": role_id(DATA_SCIENTIST),
+            "principal_id": sp["objectId"],
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    try:
+        scientist = Arm(
+            azlocal, secret_credential(azlocal, sp["appId"], sp["secret"]), retry_total=0
+        )
+        assert scientist.send("GET", WORKSPACE, ML_API).status_code == 200
+        computes = scientist.send("GET", f"{WORKSPACE}/computes", ML_API)
+        assert computes.status_code == 200
+        # Its notActions still hold: no compute writes (computes/*/write covers them too).
+        refused = scientist.send("PUT", f"{WORKSPACE}/computes/new-cluster", ML_API, {})
+        assert refused.status_code == 403
+        assert "workspaces/computes/write" in refused.json()["error"]["message"]
+    finally:
+        admin.role_assignments.delete(RG_ML, name)

@@ -14,6 +14,7 @@ from azlocal.arm.router import ArmRequest, AttributeReader, Handler, Router
 from azlocal.context import Context
 from azlocal.errors import ArmError
 from azlocal.store import Principal, RoleAssignment, RoleDefinition, Store
+from azure_operations import Finding, Problem, catalog
 
 ASSIGNMENT_API_VERSIONS = frozenset(
     {
@@ -487,6 +488,7 @@ async def put_definition(req: ArmRequest) -> web.Response:
         raise ArmError(
             400, "InvalidPermissions", "properties.permissions must be a list of permission blocks."
         )
+    _check_operations(permissions)
     existing = ctx.store.role_definition(name)
     if existing is not None and existing.role_type == "BuiltInRole":
         raise ArmError(
@@ -544,6 +546,56 @@ async def put_definition(req: ArmRequest) -> web.Response:
     ctx.store.role_definitions[definition.name] = definition
     # The spec allows only 201 for PUT, creates and updates alike.
     return web.json_response(definition.to_json(_scope(req)), status=201)
+
+
+def _check_operations(permissions: list[dict[str, Any]]) -> None:
+    """Azure refuses a role whose patterns name no resource provider, or name operations a
+    provider does not have (the first such pattern is reported). Providers outside the
+    catalog pass: azlocal knows their names, not their operations."""
+    for block in permissions:
+        lists = {}
+        for key in ("actions", "notActions", "dataActions", "notDataActions"):
+            value = block.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ArmError(
+                    400, "InvalidPermissions", f"properties.permissions.{key} must be strings."
+                )
+            lists[key] = value
+        findings = catalog().check_all(
+            actions=lists["actions"],
+            not_actions=lists["notActions"],
+            data_actions=lists["dataActions"],
+            not_data_actions=lists["notDataActions"],
+        )
+        if findings:
+            _, _, finding = findings[0]
+            raise ArmError(400, finding.code, _refusal(finding))
+
+
+def _refusal(finding: Finding) -> str:
+    """Azure's texts: Azure/azure-powershell#9800 and F5Networks/f5-azure-arm-templates-v2
+    #26 (unknown provider), hashicorp/terraform-provider-azuread#152 and
+    MicrosoftDocs/azure-docs#102571 (no match; data actions say "actions" too,
+    hashicorp/terraform-provider-azurerm#24576), MicrosoftDocs/azure-docs#74428 (two
+    wildcards), azure-powershell's RoleDefinitionTests (no data operations)."""
+    match finding.problem:
+        case Problem.UNKNOWN_PROVIDER:
+            return (
+                f"The resource provider referenced in the action '{finding.expression}' is not "
+                "returned in the list of providers from Azure Resource Manager."
+            )
+        case Problem.MULTIPLE_WILDCARDS:
+            return f"'{finding.expression}' contains multiple wildcards. Only one is allowed."
+        case Problem.NO_DATA_OPERATIONS:
+            return (
+                f"The resource provider referenced in the action '{finding.expression}' has not "
+                "published any data operations."
+            )
+        case _:
+            return (
+                f"'{finding.expression}' does not match any of the actions supported by the "
+                "providers."
+            )
 
 
 @_definitions(

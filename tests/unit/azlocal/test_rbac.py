@@ -34,10 +34,22 @@ DATA_SCIENTIST = rbac.Permission(
             "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/read",
             True,
         ),
+        # A whole /*/ segment also stands for no segment (docs/azure-facts.md).
         (
             "Microsoft.MachineLearningServices/workspaces/*/read",
             "Microsoft.MachineLearningServices/workspaces/read",
+            True,
+        ),
+        (
+            "Microsoft.MachineLearningServices/workspaces/*/read",
+            "Microsoft.MachineLearningServices/workspacesX/read",
             False,
+        ),
+        ("Microsoft.Storage/*", "Microsoft.Storage/storageAccounts/listKeys/action", True),
+        (
+            "Microsoft.Storage/storageAccounts/list*",
+            "Microsoft.Storage/storageAccounts/listKeys/action",
+            True,
         ),
         (
             "Microsoft.ManagedIdentity/userAssignedIdentities/read",
