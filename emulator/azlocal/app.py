@@ -112,6 +112,7 @@ def create_app(ctx: Context, credentials_dir: Any) -> web.Application:
     app[admin.CREDENTIALS_DIR] = credentials_dir
     admin.add_routes(app)
     app.router.add_post("/{tenant}" + TOKEN_PATH, entra.token)
+    app.router.add_route("*", "/{tenant}" + TOKEN_PATH, entra.token_other_methods)
     app.router.add_get(
         "/{tenant}/v2.0/.well-known/openid-configuration", entra.openid_configuration
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import sys
@@ -16,6 +17,17 @@ from .server import AzLocal
 def env_lines(env: dict[str, str]) -> list[str]:
     """The environment as `export NAME=value` lines (shell-quoted), one per variable."""
     return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """`export` lines, readable by the owner only (the file holds a client secret). The
+    file appears whole: a process waiting for it never reads it half written."""
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover file would keep its mode otherwise
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(env_lines(env)) + "\n")
+    os.replace(partial, path)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -69,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         help="print the environment a client needs (includes the operator secret)",
     )
     serve.add_argument("--env-file", type=Path, help="write that environment to a file (mode 0600)")
+    serve.add_argument(
+        "--admin-env-file",
+        type=Path,
+        help="write the seed administrator's environment (Owner; for test set-up) to a file "
+        "(mode 0600)",
+    )
     args = parser.parse_args(argv)
 
     server = AzLocal(
@@ -85,9 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         trust_ca=args.trust_ca,
     ).start()
     lines = env_lines(server.env())
+    if args.admin_env_file:  # before --env-file, which callers wait for
+        try:
+            admin_env = server.admin_env()
+        except ValueError as err:
+            server.stop()
+            print(f"azlocal: --admin-env-file: {err}", file=sys.stderr, flush=True)
+            return 2
+        write_env_file(args.admin_env_file, admin_env)
     if args.env_file:
-        args.env_file.write_text("\n".join(lines) + "\n")
-        args.env_file.chmod(0o600)
+        write_env_file(args.env_file, server.env())
     if args.print_env:
         print("\n".join(lines), flush=True)
     print(f"azlocal serving {server.url} (CA: {server.ca_file})", file=sys.stderr, flush=True)

@@ -17,8 +17,10 @@ from .arm.msi import FIC_TYPE
 from .context import CLIENT_AUTH, OPERATION, PRINCIPAL, Context
 from .errors import AadError
 from .graph import GRAPH_AUDIENCES, graph_roles
+from .keyvault.model import VAULT_TYPE
 from .store import Application, CertificateCredential, Principal, SecretCredential
 from .tokens import (
+    ARM_AUDIENCES,
     ASSERTION_TYPE,
     certificate_assertion_thumbprints,
     verify_certificate_assertion,
@@ -26,6 +28,19 @@ from .tokens import (
 
 CTX = web.AppKey("ctx", Context)
 GRAPH_RESOURCES = {a.rstrip("/") for a in GRAPH_AUDIENCES}
+# Resources of Microsoft's first-party applications that every tenant has (their service
+# principals exist everywhere), besides ARM and Graph: Key Vault, Azure ML, Storage, and
+# the audience of federated assertions (workload identity federation).
+FIRST_PARTY_RESOURCES = (
+    "https://vault.azure.net",
+    "https://ml.azure.com",
+    "https://storage.azure.com",
+    "api://AzureADTokenExchange",
+)
+# Managed-identity tokens last a day: a fresh IMDS token answers expires_in "86399" (the
+# VM sample in Azure/azure-cli src/azure-cli-core/azure/cli/core/auth/adal_authentication.py
+# shows ext_expires_in "86399"; MicrosoftDocs/azure-docs#67361: tokens cached 24 hours).
+MANAGED_IDENTITY_TOKEN_LIFETIME = 24 * 3600
 
 
 def _base(request: web.Request) -> str:
@@ -86,6 +101,49 @@ def _resource_of(scope: str) -> str:
             "ID URI).",
         )
     return default[0][: -len("/.default")]
+
+
+def _vault_resources(ctx: Context) -> list[str]:
+    """What each vault's challenge advertises (its host without the first label)."""
+    # Imported here: the data plane imports this module (for CTX).
+    from .keyvault.dataplane import resource_for
+
+    return [
+        resource_for(str(r.properties.get("vaultUri") or ""))
+        for r in ctx.store.resources.values()
+        if r.type.lower() == VAULT_TYPE.lower() and r.properties.get("vaultUri")
+    ]
+
+
+def known_resources(ctx: Context) -> set[str]:
+    """Resources (application ID URIs or app ids) with a service principal in the tenant,
+    normalized: lower case, no trailing slash."""
+    known = [*ARM_AUDIENCES, *GRAPH_AUDIENCES, *FIRST_PARTY_RESOURCES, *_vault_resources(ctx)]
+    app_ids = [p.app_id for p in ctx.store.principals.values() if p.app_id]
+    app_ids += [a.app_id for a in ctx.store.applications.values()]
+    for app_id in app_ids:
+        known += [app_id, f"api://{app_id}"]  # the default application ID URI
+    return {_normalized(r) for r in known}
+
+
+def _normalized(resource: str) -> str:
+    return resource.rstrip("/").lower()
+
+
+def _require_known_resource(ctx: Context, resource: str) -> None:
+    if _normalized(resource) not in known_resources(ctx):
+        # Entra's wording and `invalid_resource` (Azure/azure-cli#16850, #29113,
+        # rootinc/laravel-azure-middleware#51); 400 per Microsoft's support article on
+        # Outlook modern authentication ("HTTP response status code 400 (Bad Request)").
+        raise AadError(
+            400,
+            "invalid_resource",
+            500011,
+            f"The resource principal named {resource} was not found in the tenant named "
+            f"{ctx.store.tenant_name}. This can happen if the application has not been "
+            "installed by the administrator of the tenant or consented to by any user in the "
+            "tenant. You might have sent your authentication request to the wrong tenant.",
+        )
 
 
 def _application(ctx: Context, principal: Principal) -> Application | None:
@@ -293,6 +351,7 @@ async def token(request: web.Request) -> web.Response:
             "'client_secret'.",
         )
     request[PRINCIPAL] = principal.object_id
+    _require_known_resource(ctx, resource)
     access_token, lifetime = ctx.issuer.issue(
         audience=resource,
         object_id=principal.object_id,
@@ -311,6 +370,22 @@ async def token(request: web.Request) -> web.Response:
             "ext_expires_in": lifetime - 1,
             "access_token": access_token,
         }
+    )
+
+
+async def token_other_methods(request: web.Request) -> web.Response:
+    """The token endpoint takes only POST (and CORS preflights)."""
+    request[OPERATION] = "oauth2/token"
+    if request.method == "OPTIONS":
+        return web.Response(status=200, headers={"Allow": "POST, OPTIONS"})
+    # Entra's wording (quoted in BitySA/oauth2-auth-code-pkce#30, nbarbettini/oidc-debugger#87
+    # and blacklanternsecurity/TREVORspray#19); the 400 and `invalid_request` follow its
+    # other malformed-request answers (unverified for this code).
+    raise AadError(
+        400,
+        "invalid_request",
+        900561,
+        f"The endpoint only accepts POST, OPTIONS requests. Received a {request.method} request.",
     )
 
 
@@ -352,8 +427,11 @@ async def imds_token(request: web.Request) -> web.Response:
         app_id=principal.app_id or "",
         name=principal.display_name,
         extra={"appidacr": "2", **_mi_claims(principal)},
+        lifetime=MANAGED_IDENTITY_TOKEN_LIFETIME,
     )
     now = int(ctx.now())
+    # IMDS's fields, numbers as strings (entra-docs how-to-use-vm-token.md; the azure-cli
+    # sample above adds client_id and ext_expires_in and has no refresh_token).
     return web.json_response(
         {
             "access_token": access_token,

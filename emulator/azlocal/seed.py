@@ -117,6 +117,10 @@ def load(path: Path, credentials_dir: Path, now: float) -> tuple[Store, IssuedCr
     for assignment in seed.get("roleAssignments", []):
         _assignment(store, assignment, names, now)
     store.operator = dict(seed.get("operator", {}))
+    store.administrator = dict(seed.get("administrator", {}))
+    for role, marked in (("operator", store.operator), ("administrator", store.administrator)):
+        if marked.get("principal") and marked["principal"].lower() not in names:
+            raise ValueError(f"seed: {role} principal {marked['principal']!r} is not seeded")
     return store, issued
 
 

@@ -60,6 +60,7 @@ class AzLocal:
         self.default_subscription = store.operator.get("subscription") or next(
             iter(store.subscriptions), ""
         )
+        self.administrator_name: str | None = store.administrator.get("principal")
         oidc_ssl = ssl.create_default_context()
         for ca in trust_ca or []:
             oidc_ssl.load_verify_locations(cafile=str(ca))
@@ -125,6 +126,31 @@ class AzLocal:
             cert = self.issued.certificates.get(self.operator_name)
             if cert:
                 env["AZURE_CLIENT_CERTIFICATE_PATH"] = str(cert)
+        return env
+
+    def admin_env(self) -> dict[str, str]:
+        """The environment of the seed's administrator (`administrator:` in the seed, e.g.
+        `platform-admin`, Owner of the subscription), for processes that set up a test
+        world: the same endpoints and CA as `env()`, the administrator's credentials, and
+        no admin API key."""
+        name = self.administrator_name
+        principal = self.principal(name) if name else None
+        secret = self.issued.secrets.get(name) if name else None
+        if principal is None or not secret:
+            raise ValueError("the seed marks no administrator with a generated secret")
+        env = {
+            "AZURE_AUTHORITY_HOST": self.url,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_SUBSCRIPTION_ID": self.ctx.store.administrator.get("subscription")
+            or self.default_subscription,
+            "AZURE_CLIENT_ID": principal.app_id or "",
+            "AZURE_CLIENT_SECRET": secret,
+            "AZLOCAL_ARM_ENDPOINT": self.url,
+            "AZLOCAL_CA_BUNDLE": str(self.ca_file),
+        }
+        cert = self.issued.certificates.get(name) if name else None
+        if cert:
+            env["AZURE_CLIENT_CERTIFICATE_PATH"] = str(cert)
         return env
 
     # --- lifecycle ---

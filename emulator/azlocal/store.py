@@ -205,6 +205,7 @@ class Store:
     role_definitions: dict[str, RoleDefinition] = field(default_factory=dict)
     role_assignments: dict[str, RoleAssignment] = field(default_factory=dict)
     operator: dict[str, str] = field(default_factory=dict)  # seed's operator principal
+    administrator: dict[str, str] = field(default_factory=dict)  # seed's administrator
     applications: dict[str, Application] = field(default_factory=dict)  # object id -> app
     # Key Vault data planes by canonical vault id (the vaults themselves are resources).
     vaults: dict[str, VaultData] = field(default_factory=dict)
@@ -265,6 +266,7 @@ class Store:
         store = cls(tenant_id=raw["tenant_id"], tenant_name=raw["tenant_name"])
         store.subscriptions = raw["subscriptions"]
         store.operator = raw.get("operator", {})
+        store.administrator = raw.get("administrator", {})
         store.resources = {k: ArmResource(**v) for k, v in raw["resources"].items()}
         store.principals = {
             k: Principal(

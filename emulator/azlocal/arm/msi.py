@@ -21,6 +21,7 @@ from azlocal.arm.common import (
 )
 from azlocal.arm.router import ArmRequest, Handler, Router
 from azlocal.errors import ArmError, not_found
+from azlocal.locations import require_location
 from azlocal.store import ArmResource, Principal
 
 API_VERSIONS = frozenset(
@@ -100,10 +101,11 @@ async def put_identity(req: ArmRequest) -> web.Response:
         raise ArmError(
             400, "LocationRequired", "The location property is required for this definition."
         )
-    identity_id = _identity_id(req)
+    identity_id = _identity_id(req)  # ARM checks the resource group first
+    region = require_location(location, IDENTITY_TYPE)
     existing = req.ctx.store.get(identity_id)
     if existing is not None:
-        if (existing.location or "").lower() != location.replace(" ", "").lower():
+        if (existing.location or "").lower() != region:
             raise ArmError(
                 400,
                 "InvalidResourceLocation",
@@ -128,7 +130,7 @@ async def put_identity(req: ArmRequest) -> web.Response:
         id=identity_id,
         type=IDENTITY_TYPE,
         name=name,
-        location=location.replace(" ", "").lower(),
+        location=region,
         tags=_tags(body),
         properties={
             "tenantId": req.ctx.store.tenant_id,

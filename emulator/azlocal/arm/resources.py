@@ -1,4 +1,5 @@
-"""Resource groups and Microsoft.MachineLearningServices (read; online endpoints also write).
+"""Resource groups and Microsoft.MachineLearningServices: reads; writes of online endpoints,
+jobs and computes; workspace delete and listKeys.
 
 Enough of Azure ML for least privilege to be shown: a monitor can read endpoints and
 deployments and is refused when it tries to change one.
@@ -6,10 +7,14 @@ deployments and is refused when it tries to change one.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import uuid
 from collections.abc import Callable
 
 from aiohttp import web
 
+from azlocal import armids
 from azlocal.arm.common import (
     NAME,
     RESOURCE_GROUP_TYPE,
@@ -21,6 +26,7 @@ from azlocal.arm.common import (
 )
 from azlocal.arm.router import ArmRequest, Handler, Router
 from azlocal.errors import ArmError, not_found
+from azlocal.locations import require_location
 from azlocal.store import ArmResource
 
 RESOURCE_GROUP_API_VERSIONS = frozenset(
@@ -255,7 +261,7 @@ async def delete_workspace(req: ArmRequest) -> web.Response:
 async def put_endpoint(req: ArmRequest) -> web.Response:
     body = require_body_object(req.body)
     workspace = _require_workspace(req)
-    location = body.get("location") or workspace.location
+    location = require_location(str(body.get("location") or workspace.location), ENDPOINT_TYPE)
     props = body.get("properties") or {}
     if not isinstance(props, dict) or props.get("authMode", "Key") not in (
         "Key",
@@ -295,3 +301,51 @@ async def delete_endpoint(req: ArmRequest) -> web.Response:
     if req.ctx.store.remove(endpoint_id) is None:
         return web.Response(status=204)
     return web.Response(status=200)
+
+
+def _fake_secret(workspace: ArmResource, purpose: str, size: int = 64) -> str:
+    """A key-shaped value derived from the workspace id: stable across restarts, never a
+    real secret (nothing accepts it)."""
+    seed = f"azlocal-fake-{purpose}:{armids.norm(workspace.id)}".encode()
+    return base64.b64encode(hashlib.sha512(seed).digest()[:size]).decode()
+
+
+@_route(
+    "POST",
+    WORKSPACE + "/listkeys$",
+    "workspaces/listKeys",
+    f"{WORKSPACE_TYPE}/listKeys/action",
+    ML_API_VERSIONS,
+)
+async def list_workspace_keys(req: ArmRequest) -> web.Response:
+    """Workspaces_ListKeys: the keys of the workspace's storage account, Application
+    Insights, container registry and notebooks. Shape of azure-rest-api-specs
+    machinelearningservices stable/2023-10-01 examples/Workspace/listKeys.json (the same
+    for 2024-04-01); the linked resources are not emulated, their names are derived."""
+    workspace = _require_workspace(req)
+    digest = hashlib.sha256(armids.norm(workspace.id).encode()).hexdigest()
+    base = "".join(c for c in workspace.name.lower() if c.isalnum())[:14]
+    storage = f"{base}{digest[:8]}"  # 3-24 lower-case letters and digits, as Azure's
+    group = req.param("rg")
+    return web.json_response(
+        {
+            "userStorageKey": _fake_secret(workspace, "storage"),
+            "userStorageResourceId": f"/subscriptions/{req.param('sub')}/resourceGroups/{group}"
+            f"/providers/Microsoft.Storage/storageAccounts/{storage}",
+            "appInsightsInstrumentationKey": str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"azlocal-appinsights:{digest}")
+            ),
+            "containerRegistryCredentials": {
+                "location": workspace.location,
+                "username": f"{base}{digest[8:16]}",
+                "passwords": [
+                    {"name": "password", "value": _fake_secret(workspace, "acr-1", 24)},
+                    {"name": "password2", "value": _fake_secret(workspace, "acr-2", 24)},
+                ],
+            },
+            "notebookAccessKeys": {
+                "primaryAccessKey": _fake_secret(workspace, "notebook-1", 32),
+                "secondaryAccessKey": _fake_secret(workspace, "notebook-2", 32),
+            },
+        }
+    )
