@@ -61,6 +61,29 @@ def main(argv: list[str] | None = None) -> int:
             "scope the caller may read role definitions at"
         ),
     )
+    explain = commands.add_parser(
+        "explain-role",
+        help="list the operations a role allows and denies, by resource type (reads only)",
+        description=(
+            "Resolves a role's actions and notActions (and data actions) against the "
+            "operations Azure publishes for the providers in the operator's catalog. The "
+            "role: MLRoles in manifests (-f), an MLRole in the cluster by name, or a "
+            "built-in or custom role in Azure by name, GUID or role definition id."
+        ),
+    )
+    explain.add_argument("role", nargs="?", help="MLRole name, role name, GUID or id")
+    explain.add_argument(
+        "-f",
+        "--filename",
+        type=Path,
+        action="append",
+        default=[],
+        help="manifest file or directory with MLRoles (repeatable); no cluster or Azure",
+    )
+    explain.add_argument(
+        "--scope", help="ARM scope to read role definitions at (default: the subscription)"
+    )
+    explain.add_argument("-o", "--output", choices=["text", "json"], default="text")
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
@@ -71,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         return _plan(args.filename)
     if args.command == "azure-condition":
         return _condition(args.scope)
+    if args.command == "explain-role":
+        if args.role is None and not args.filename:
+            parser.error("explain-role needs a role name or -f")
+        return _explain(args.role, args.filename, args.scope, args.output)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")
@@ -115,6 +142,15 @@ def _condition(scope: str | None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = _settings()
     return 1 if settings is None else condition.run(settings, scope)
+
+
+def _explain(role: str | None, files: list[Path], scope: str | None, output: str) -> int:
+    import logging
+
+    from aml_identity.handlers import explain
+
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    return explain.run(role, files, scope, output, _settings)
 
 
 # kopf's INFO lines for every handler run ("Handler 'x' succeeded.", "Creation is

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
         default=False,
         description="Skip MSAL's authority validation (private authorities and azlocal).",
     )
+    check_role_operations: bool = Field(
+        default=True,
+        description=(
+            "Refuse an MLRole whose actions, notActions, dataActions or notDataActions "
+            "name operations Azure does not publish, for the providers in the operator's "
+            "operations catalog (at admission, and before any write). Turn off only when "
+            "Azure has published an operation newer than this version's catalog."
+        ),
+    )
     webhook_port: int = Field(
         default=0,
         ge=0,

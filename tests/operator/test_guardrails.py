@@ -415,25 +415,6 @@ def test_tightening_a_policy_revokes_federation(
     assert any(r == "Revoked" for _, r, _ in events(cluster, namespace, "pipeline"))
 
 
-@pytest.fixture
-def webhook_down(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[None]:
-    """The webhook configuration removed (as when it is broken or not installed), then
-    put back as it was."""
-    saved = json.loads(
-        cluster.kubectl(
-            "get", "validatingwebhookconfiguration", operator.webhook_name, "-o", "json"
-        ).stdout
-    )
-    cluster.kubectl("delete", "validatingwebhookconfiguration", operator.webhook_name)
-    try:
-        yield
-    finally:
-        for key in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
-            saved["metadata"].pop(key, None)
-        cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
-        operator.wait_for_webhook()
-
-
 def test_the_reconcile_refuses_when_the_webhook_is_down(
     operator: OperatorProcess,
     cluster: LocalCluster,

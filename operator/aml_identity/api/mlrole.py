@@ -91,11 +91,35 @@ class MLRoleSpec(ApiModel):
     management_policy: ManagementPolicy = management_policy_field()
 
 
+class RoleOperations(ApiModel):
+    """What the role allows after its notActions, counted over Azure's published
+    operations of the providers in the operator's catalog (`aml-identity explain-role`
+    lists them)."""
+
+    read: int = Field(default=0, description="Read operations allowed.")
+    write: int = Field(default=0, description="Write (create or update) operations allowed.")
+    delete: int = Field(default=0, description="Delete operations allowed.")
+    action: int = Field(
+        default=0, description="Other operations allowed (.../action: listKeys, score, ...)."
+    )
+    data_actions: int = Field(default=0, description="Data-plane operations allowed.")
+    not_resolved: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Patterns that reach providers outside the catalog (*, */read, "
+            "Microsoft.Insights/*): what they allow there is not counted."
+        ),
+    )
+
+
 class MLRoleStatus(CommonStatus):
     """Observed state of an MLRole."""
 
     role_definition_id: str | None = Field(default=None, description="Full role definition id.")
     role_definition_name: str | None = Field(default=None, description="Role definition GUID.")
+    operations: RoleOperations | None = Field(
+        default=None, description="How many operations the role allows, by kind."
+    )
 
 
 class MLRole(ApiModel):

@@ -34,14 +34,18 @@ from aml_identity.reconcile.policy import (
     ml_role_problem,
     privileged_reason,
 )
+from aml_identity.reconcile.role import unknown_operations, unlisted_providers
+from azure_operations import catalog
 
 
 @dataclass
 class Review:
-    """`denied`: why the request is refused (None: admitted); `warnings` go to kubectl."""
+    """`denied`: why the request is refused (None: admitted), with the HTTP `code`
+    (403: a policy refuses it, 422: the spec is invalid); `warnings` go to kubectl."""
 
     denied: str | None = None
     warnings: list[str] = field(default_factory=list)
+    code: int = 403
 
 
 def _unchanged(body: dict[str, Any], old: dict[str, Any] | None) -> bool:
@@ -71,8 +75,14 @@ async def review(
     if (body.get("metadata") or {}).get("deletionTimestamp") or _unchanged(body, old):
         return Review()
     if plural == "mlroles":
-        problem = ml_role_problem(MLRole.model_validate(body).spec)
-        return Review(denied=problem)
+        spec = MLRole.model_validate(body).spec
+        unlisted = unlisted_providers(spec, catalog())
+        unknown = (
+            unknown_operations(spec, catalog()) if deps.settings.check_role_operations else None
+        )
+        if unknown is not None:
+            return Review(denied=unknown, warnings=unlisted, code=422)
+        return Review(denied=ml_role_problem(spec), warnings=unlisted)
     if plural == "workloadidentities":
         resource = WorkloadIdentity.model_validate(body)
         return _from_verdict(await verdict_for(deps, resource, body))

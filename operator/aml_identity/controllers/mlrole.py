@@ -11,7 +11,13 @@ from aml_identity.controllers.outcome import Deps, Event, Outcome, kept_on_delet
 from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
 from aml_identity.reconcile.policy import ml_role_problem
-from aml_identity.reconcile.role import definition_body, plan_role
+from aml_identity.reconcile.role import (
+    definition_body,
+    explain_spec,
+    plan_role,
+    unknown_operations,
+)
+from azure_operations import catalog
 
 
 def _guid(deps: Deps, role: MLRole, body: dict[str, Any]) -> str:
@@ -29,6 +35,15 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         return Outcome(
             Reason.POLICY_DENIED, problem, events=[Event("Warning", "PolicyDenied", problem)]
         )
+    if deps.settings.check_role_operations:
+        unknown = unknown_operations(role.spec, catalog())
+        if unknown is not None:
+            # Azure would refuse the whole definition (InvalidActionOrNotAction); an
+            # existing one keeps its last permissions.
+            return Outcome(
+                Reason.INVALID_SPEC, unknown, events=[Event("Warning", "InvalidSpec", unknown)]
+            )
+    operations = explain_spec(role.spec, catalog()).summary()
     scope = role.spec.assignable_scopes[0]
     guid = _guid(deps, role, body)
     try:
@@ -54,7 +69,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         return Outcome(
             Reason.RECONCILED,
             f"custom role '{role.spec.role_name}' matches the spec",
-            status={"roleDefinitionId": definition_id, "roleDefinitionName": plan.guid},
+            status={
+                "roleDefinitionId": definition_id,
+                "roleDefinitionName": plan.guid,
+                "operations": operations,
+            },
         )
     if role.spec.management_policy == ManagementPolicy.OBSERVE or not deps.manage:
         return Outcome(
@@ -71,7 +90,11 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     return Outcome(
         Reason.RECONCILED,
         f"custom role '{role.spec.role_name}' matches the spec",
-        status={"roleDefinitionId": written.id, "roleDefinitionName": written.name},
+        status={
+            "roleDefinitionId": written.id,
+            "roleDefinitionName": written.name,
+            "operations": operations,
+        },
         events=[
             Event(
                 "Normal",

@@ -219,8 +219,9 @@ def _validator(plural: str, kind: str, settings: Settings) -> Any:
         )
         warnings.extend(result.warnings)
         if result.denied is not None:
-            POLICY_DENIALS.labels(kind, "admission").inc()
-            raise kopf.AdmissionError(result.denied, code=403)
+            if result.code == 403:
+                POLICY_DENIALS.labels(kind, "admission").inc()
+            raise kopf.AdmissionError(result.denied, code=result.code)
 
     return validate
 

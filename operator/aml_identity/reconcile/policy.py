@@ -40,6 +40,7 @@ from aml_identity.api.mlaccesspolicy import (
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE
 from aml_identity.reconcile.credentials import parse_duration
+from azure_operations import matches
 
 ML = "Microsoft.MachineLearningServices"
 # The built-in roles that can grant access or do anything (GUIDs are the same in every
@@ -85,11 +86,6 @@ def subject_glob(pattern: str, text: str) -> bool:
     return bool(_glob_re(pattern, False).match(text))
 
 
-def azure_action_matches(expression: str, action: str) -> bool:
-    """Azure RBAC's wildcard: * matches any run of characters, / included."""
-    return bool(_glob_re(expression.lower(), False).match(action.lower()))
-
-
 def segments(arm_id: str) -> list[str]:
     return [s for s in arm_id.split("/") if s]
 
@@ -127,8 +123,7 @@ def authorization_writes(actions: Iterable[str], not_actions: Iterable[str]) -> 
     return [
         op
         for op in AUTHORIZATION_WRITES
-        if any(azure_action_matches(a, op) for a in allowed)
-        and not any(azure_action_matches(n, op) for n in denied)
+        if any(matches(a, op) for a in allowed) and not any(matches(n, op) for n in denied)
     ]
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aml_identity.api.common import Reason
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.observed import RoleDefinition
+from azure_operations import Catalog, Problem, Resolution, VerbCounts, resource_type_and_verb
 
 MARKER = "[managed by aml-identity-operator]"
+# Unknown operations listed in one message (a role copied with a wrong prefix can have
+# hundreds).
+MAX_REPORTED = 5
 
 
 def definition_body(spec: MLRoleSpec) -> dict[str, Any]:
@@ -88,3 +93,124 @@ def plan_role(
     if not matches(spec, observed):
         return RolePlan(guid, True, change=f"update custom role '{spec.role_name}'")
     return RolePlan(guid, False)
+
+
+# --- what a role's patterns mean: checked against, and resolved in, the operations catalog
+
+
+def unknown_operations(spec: MLRoleSpec, known: Catalog) -> str | None:
+    """Why Azure would refuse the role's patterns (InvalidActionOrNotAction), with the
+    closest real operations, or None. Only for providers in the catalog: the operations
+    of the others are Azure's to judge."""
+    p = spec.permissions
+    findings = [
+        (where, index, finding)
+        for where, index, finding in known.check_all(
+            actions=p.actions,
+            not_actions=p.not_actions,
+            data_actions=p.data_actions,
+            not_data_actions=p.not_data_actions,
+        )
+        if finding.problem != Problem.UNKNOWN_PROVIDER
+    ]
+    if not findings:
+        return None
+    lines = []
+    for where, index, finding in findings[:MAX_REPORTED]:
+        provider = known.provider(finding.provider)
+        if finding.problem == Problem.MULTIPLE_WILDCARDS or provider is None:
+            why = "has more than one *; Azure allows one wildcard per pattern"
+        else:
+            published = f" (Azure's published operations, list of {provider.published})"
+            kind = "a data operation" if finding.data else "an operation"
+            why = (
+                f"names no data operation: {provider.namespace} publishes none{published}"
+                if finding.problem == Problem.NO_DATA_OPERATIONS
+                else f"is not {kind} of {provider.namespace}{published}"
+            )
+        lines.append(
+            f"spec.permissions.{where}[{index}]: '{finding.expression}' {why}{finding.hint()}"
+        )
+    more = len(findings) - MAX_REPORTED
+    return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+
+
+def unlisted_providers(spec: MLRoleSpec, known: Catalog) -> list[str]:
+    """Patterns naming a namespace that is no resource provider this version knows of:
+    passed through to Azure, which decides (a warning at admission)."""
+    p = spec.permissions
+    found = known.check_all(
+        actions=p.actions,
+        not_actions=p.not_actions,
+        data_actions=p.data_actions,
+        not_data_actions=p.not_data_actions,
+    )
+    return [
+        f"spec.permissions.{where}[{index}]: {finding.provider} is not a resource provider "
+        "this version of the operator knows; Azure will decide"
+        for where, index, finding in found
+        if finding.problem == Problem.UNKNOWN_PROVIDER
+    ]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A role's patterns resolved into the operations they allow and deny."""
+
+    actions: Resolution
+    data_actions: Resolution
+
+    @classmethod
+    def of(
+        cls,
+        known: Catalog,
+        *,
+        actions: Sequence[str],
+        not_actions: Sequence[str],
+        data_actions: Sequence[str],
+        not_data_actions: Sequence[str],
+    ) -> Explanation:
+        return cls(
+            known.resolve(actions, not_actions, data=False),
+            known.resolve(data_actions, not_data_actions, data=True),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The MLRole's status.operations."""
+        counts = VerbCounts.of(self.actions.allowed)
+        summary: dict[str, Any] = {
+            "read": counts.read,
+            "write": counts.write,
+            "delete": counts.delete,
+            "action": counts.action,
+            "dataActions": len(self.data_actions.allowed),
+        }
+        unresolved = [*self.actions.unresolved, *self.data_actions.unresolved]
+        if unresolved:
+            summary["notResolved"] = unresolved
+        return summary
+
+    def by_resource_type(self, *, data: bool) -> dict[str, dict[str, list[str]]]:
+        """Resource type -> {"allows": verbs, "denies": verbs}, sorted."""
+        resolution = self.data_actions if data else self.actions
+        grouped: dict[str, dict[str, list[str]]] = {}
+        for key, operations in (("allows", resolution.allowed), ("denies", resolution.denied)):
+            for operation in operations:
+                resource_type, verb = resource_type_and_verb(operation)
+                entry = grouped.setdefault(resource_type, {"allows": [], "denies": []})
+                entry[key].append(verb)
+        return {
+            t: {k: sorted(v, key=str.lower) for k, v in entry.items()}
+            for t, entry in sorted(grouped.items(), key=lambda i: i[0].lower())
+        }
+
+
+def explain_spec(spec: MLRoleSpec, known: Catalog) -> Explanation:
+    p = spec.permissions
+    return Explanation.of(
+        known,
+        actions=p.actions,
+        not_actions=p.not_actions,
+        data_actions=p.data_actions,
+        not_data_actions=p.not_data_actions,
+    )
