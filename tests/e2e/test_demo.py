@@ -24,6 +24,10 @@ def test_demo_runs_green(repo: Path) -> None:
     assert "certificate service principal" in output
     # The guardrail: an escalation refused at kubectl apply, with the policy's message.
     assert "refused: namespace ml-team may not bind Owner at /subscriptions/" in output
+    # A misspelt custom-role action, refused with the real one.
+    assert (
+        "did you mean Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read?" in output
+    )
     assert "UNEXPECTED" not in output
     assert "one resync at rest:" in output
     assert ", 0 writes" in output

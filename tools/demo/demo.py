@@ -243,13 +243,12 @@ def wait_for_webhook(cluster: LocalCluster, timeout: float) -> bool:
     return False
 
 
-def refuse_escalation(cluster: LocalCluster) -> bool:
-    """An escalation the ml-team policy does not allow, refused at kubectl apply."""
-    path = REPO / "examples" / "escalations" / "owner-at-subscription.yaml"
-    result = cluster.kubectl("apply", "-f", str(path), check=False)
+def refused(cluster: LocalCluster, example: str, expected: str) -> bool:
+    """A request that must be refused at kubectl apply, with a message saying `expected`."""
+    result = cluster.kubectl("apply", "-f", str(REPO / "examples" / example), check=False)
     message = result.stderr.strip().split("denied the request: ")[-1]
-    if result.returncode == 0 or "may not bind Owner" not in message:
-        say(f"   {RED}UNEXPECTED: Owner at subscription scope was not refused{RESET}")
+    if result.returncode == 0 or expected not in message:
+        say(f"   {RED}UNEXPECTED: examples/{example} was not refused{RESET}")
         return False
     say(f"   {RED}refused{RESET}: {message}")
     return True
@@ -478,11 +477,13 @@ def main() -> int:
             "apply", "-f", str(REPO / "examples" / "demo")
         ).stdout.splitlines():
             say(f"   {line}")
-        say(
-            "   and an escalation, kubectl apply -f examples/escalations/"
-            "owner-at-subscription.yaml:"
-        )
-        if not refuse_escalation(cluster):
+        escalation = "escalations/owner-at-subscription.yaml"
+        say(f"   and an escalation, kubectl apply -f examples/{escalation}:")
+        if not refused(cluster, escalation, "may not bind Owner"):
+            return 1
+        typo = "mistakes/misspelt-action.yaml"
+        say(f"   and a typo, kubectl apply -f examples/{typo}:")
+        if not refused(cluster, typo, "did you mean"):
             return 1
         if not wait_ready(cluster, args.timeout):
             say(f"{RED}not everything became Ready; the operator's log is {log}{RESET}")
