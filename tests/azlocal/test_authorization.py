@@ -14,11 +14,11 @@ from azure.mgmt.authorization.v2022_04_01.models import RoleAssignmentCreatePara
 
 from azlocal.server import AzLocal
 from support.azure import (
-    Arm,
     admin_credential,
     async_operator_client,
     authorization_client,
     code_of,
+    holding,
     message_of,
     msi_client,
     operator_credential,
@@ -442,22 +442,7 @@ def test_custom_role_operations_are_checked_as_azure_does(
 
 def test_a_data_scientist_reads_its_workspace(azlocal: AzLocal) -> None:
     """`workspaces/*/read` covers `workspaces/read`, as the built-in role relies on."""
-    sp = new_service_principal(azlocal, secret=True)
-    admin = authorization_client(azlocal, admin_credential(azlocal))
-    name = str(uuid.uuid4())
-    admin.role_assignments.create(
-        RG_ML,
-        name,
-        {
-            "role_definition_id": role_id(DATA_SCIENTIST),
-            "principal_id": sp["objectId"],
-            "principal_type": "ServicePrincipal",
-        },
-    )
-    try:
-        scientist = Arm(
-            azlocal, secret_credential(azlocal, sp["appId"], sp["secret"]), retry_total=0
-        )
+    with holding(azlocal, role_id(DATA_SCIENTIST), RG_ML) as scientist:
         assert scientist.send("GET", WORKSPACE, ML_API).status_code == 200
         computes = scientist.send("GET", f"{WORKSPACE}/computes", ML_API)
         assert computes.status_code == 200
@@ -465,5 +450,3 @@ def test_a_data_scientist_reads_its_workspace(azlocal: AzLocal) -> None:
         refused = scientist.send("PUT", f"{WORKSPACE}/computes/new-cluster", ML_API, {})
         assert refused.status_code == 403
         assert "workspaces/computes/write" in refused.json()["error"]["message"]
-    finally:
-        admin.role_assignments.delete(RG_ML, name)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from azure.core.exceptions import HttpResponseError
 from azure.identity import ClientSecretCredential
 from azure.mgmt.msi import ManagedServiceIdentityClient
 
@@ -18,7 +20,7 @@ from support.poll import wait_until
 from support.world import RG_IDENTITIES
 
 
-def serve(tmp_path: Path, state: Path, env_file: Path) -> subprocess.Popen[str]:
+def serve(tmp_path: Path, state: Path, env_file: Path, *extra: str) -> subprocess.Popen[str]:
     env_file.unlink(missing_ok=True)
     return subprocess.Popen(
         [
@@ -34,6 +36,7 @@ def serve(tmp_path: Path, state: Path, env_file: Path) -> subprocess.Popen[str]:
             str(state),
             "--env-file",
             str(env_file),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -106,3 +109,33 @@ def test_save_and_load_round_trip(azlocal: AzLocal, tmp_path: Path) -> None:
     loaded = AzLocal(tmp_path / "copy", state_file=path)
     assert loaded.ctx.store == azlocal.ctx.store
     assert os.path.getsize(path) > 0
+
+
+def test_admin_env_file_signs_in_the_administrator(tmp_path: Path) -> None:
+    """`--admin-env-file`: the seed administrator's environment, for another process that
+    sets up a test world (written before --env-file, which callers wait for)."""
+    admin_file, env_file = tmp_path / "admin.env", tmp_path / "operator.env"
+    process = serve(
+        tmp_path, tmp_path / "state.json", env_file, "--admin-env-file", str(admin_file)
+    )
+    try:
+        wait_until(
+            lambda: env_file.exists() or process.poll() is not None,
+            timeout=30,
+            what="azlocal to write its environment files",
+        )
+        assert process.poll() is None, process.communicate()[1]
+        assert oct(admin_file.stat().st_mode & 0o777) == "0o600"
+        admin, operator = read_env_file(admin_file), read_env_file(env_file)
+        assert "AZLOCAL_ADMIN_KEY" not in admin
+        assert admin["AZURE_CLIENT_ID"] != operator["AZURE_CLIENT_ID"]
+        # A client built from that file alone is Owner of the subscription: it lists
+        # identities across it, which the operator may not.
+        assert isinstance(
+            list(msi_from_env(admin).user_assigned_identities.list_by_subscription()), list
+        )
+        with pytest.raises(HttpResponseError) as refused:
+            list(msi_from_env(operator).user_assigned_identities.list_by_subscription())
+        assert refused.value.status_code == 403
+    finally:
+        stop(process)

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 from azlocal.server import AzLocal
-from support.azure import (
-    Arm,
-    admin_credential,
-    authorization_client,
-    operator_credential,
-    secret_credential,
-)
+from support.azure import Arm, admin_credential, holding, operator_credential
 from support.world import ML_API, RG_ML, SUB, WORKSPACE
 
 READER = (
@@ -58,26 +50,9 @@ def test_operator_and_reader_may_not_list_keys(azlocal: AzLocal) -> None:
     assert denied.json()["error"]["code"] == "AuthorizationFailed"
     assert f"perform action '{ACTION}'" in denied.json()["error"]["message"]
 
-    reader = azlocal.admin("POST", "principals", {"displayName": "keys-reader", "secret": True})
-    assignments = authorization_client(azlocal, admin_credential(azlocal)).role_assignments
-    name = str(uuid.uuid4())
-    assignments.create(
-        RG_ML,
-        name,
-        {
-            "role_definition_id": READER,
-            "principal_id": reader["objectId"],
-            "principal_type": "ServicePrincipal",
-        },
-    )
-    try:
-        as_reader = Arm(
-            azlocal, secret_credential(azlocal, reader["appId"], reader["secret"]), retry_total=0
-        )
+    with holding(azlocal, READER, RG_ML) as as_reader:
         assert as_reader.send("GET", WORKSPACE, ML_API).status_code == 200
         refused = as_reader.send("POST", f"{WORKSPACE}/listKeys", ML_API)
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "AuthorizationFailed"
         assert f"perform action '{ACTION}'" in refused.json()["error"]["message"]
-    finally:
-        assignments.delete(RG_ML, name)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -541,13 +539,9 @@ def test_audit_reports_and_the_azure_condition_still_blocks(
     assert assignments_at(azlocal, WORKSPACE, legacy) == {READER}
 
     # The Azure-side wall, printed from the live policies (Owner is in none of them).
-    printed = subprocess.run(
-        [sys.executable, "-m", "aml_identity.cli", "azure-condition", "--scope", RG_ML],
-        env=operator.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    answer = operator.cli("azure-condition", "--scope", RG_ML)
+    assert answer.returncode == 0, answer.stderr
+    printed = answer.stdout
     assert READER in printed
     assert OWNER not in printed
     constrain_operator(printed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -17,14 +16,7 @@ WRITES = ("PUT", "PATCH", "DELETE")
 
 
 def plan(operator: OperatorProcess, directory: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aml_identity.cli", "plan", "-f", str(directory)],
-        env=operator.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return operator.cli("plan", "-f", str(directory))
 
 
 def test_plan_before_and_after_apply(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +111,7 @@ def test_the_reconcile_refuses_a_misspelt_action_when_the_webhook_is_down(
 
 
 def explain_role(operator: OperatorProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aml_identity.cli", "explain-role", *args],
-        env=operator.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return operator.cli("explain-role", *args)
 
 
 def test_explain_role_resolves_a_built_in_role_from_azure(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from azure.core.credentials import TokenCredential
@@ -156,3 +156,27 @@ def code_of(error: HttpResponseError) -> str:
 def message_of(error: HttpResponseError) -> str:
     assert error.error is not None, f"no ARM error body in {error!r}"
     return str(error.error.message)
+
+
+@contextmanager
+def holding(az: AzLocal, role_definition_id: str, scope: str) -> Iterator[Arm]:
+    """ARM as a new service principal that holds one role at `scope` (assigned by the
+    seed's administrator, removed afterwards)."""
+    import uuid
+
+    principal = az.admin("POST", "principals", {"displayName": "holder", "secret": True})
+    assignments = authorization_client(az, admin_credential(az)).role_assignments
+    name = str(uuid.uuid4())
+    assignments.create(
+        scope,
+        name,
+        {
+            "role_definition_id": role_definition_id,
+            "principal_id": principal["objectId"],
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    try:
+        yield Arm(az, secret_credential(az, principal["appId"], principal["secret"]), retry_total=0)
+    finally:
+        assignments.delete(scope, name)

@@ -148,6 +148,17 @@ class OperatorProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`aml-identity ARGS` with the operator's configuration (exit code unchecked)."""
+        return subprocess.run(
+            [sys.executable, "-m", "aml_identity.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def metrics(self) -> str:
         import urllib.request
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aml_identity.api.mlrole import MLRole
+from aml_identity.api.mlrole import MLRole, Permissions
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.handlers.plan import manifests
@@ -34,31 +34,16 @@ class Role:
     """A role's patterns and where they came from."""
 
     title: str  # e.g. MLRole ml-monitor ("ML Endpoint Monitor")
-    actions: tuple[str, ...]
-    not_actions: tuple[str, ...]
-    data_actions: tuple[str, ...]
-    not_data_actions: tuple[str, ...]
+    permissions: Permissions
 
     @classmethod
     def of_ml_role(cls, body: dict[str, Any]) -> Role:
         role = MLRole.model_validate(body)
-        p = role.spec.permissions
-        return cls(
-            f'MLRole {body["metadata"]["name"]} ("{role.spec.role_name}")',
-            tuple(p.actions),
-            tuple(p.not_actions),
-            tuple(p.data_actions),
-            tuple(p.not_data_actions),
-        )
+        title = f'MLRole {body["metadata"]["name"]} ("{role.spec.role_name}")'
+        return cls(title, role.spec.permissions)
 
     def explain(self, known: Catalog) -> Explanation:
-        return Explanation.of(
-            known,
-            actions=self.actions,
-            not_actions=self.not_actions,
-            data_actions=self.data_actions,
-            not_data_actions=self.not_data_actions,
-        )
+        return Explanation.of(self.permissions, known)
 
 
 def report(role: Role, known: Catalog) -> dict[str, Any]:
@@ -137,13 +122,13 @@ async def _from_azure(settings: Settings, name: str, scope: str | None) -> Role:
     if found is None:
         raise LookupError(f"no MLRole and no role definition named '{name}' at {where}")
     kind = "built-in role" if found.role_type == "BuiltInRole" else "custom role"
-    return Role(
-        f'{kind} "{found.role_name}" ({found.name})',
-        found.actions,
-        found.not_actions,
-        found.data_actions,
-        found.not_data_actions,
+    permissions = Permissions(
+        actions=list(found.actions),
+        not_actions=list(found.not_actions),
+        data_actions=list(found.data_actions),
+        not_data_actions=list(found.not_data_actions),
     )
+    return Role(f'{kind} "{found.role_name}" ({found.name})', permissions)
 
 
 def _is_guid(text: str) -> bool:

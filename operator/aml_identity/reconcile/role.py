@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aml_identity.api.common import Reason
-from aml_identity.api.mlrole import MLRoleSpec
+from aml_identity.api.mlrole import MLRoleSpec, Permissions
 from aml_identity.api.observed import RoleDefinition
-from azure_operations import Catalog, Problem, Resolution, VerbCounts, resource_type_and_verb
+from azure_operations import (
+    Catalog,
+    Finding,
+    Problem,
+    Resolution,
+    VerbCounts,
+    resource_type_and_verb,
+)
 
 MARKER = "[managed by aml-identity-operator]"
 # Unknown operations listed in one message (a role copied with a wrong prefix can have
@@ -98,20 +104,23 @@ def plan_role(
 # --- what a role's patterns mean: checked against, and resolved in, the operations catalog
 
 
+def _findings(p: Permissions, known: Catalog) -> list[tuple[str, int, Finding]]:
+    return known.check_all(
+        actions=p.actions,
+        not_actions=p.not_actions,
+        data_actions=p.data_actions,
+        not_data_actions=p.not_data_actions,
+    )
+
+
 def unknown_operations(spec: MLRoleSpec, known: Catalog) -> str | None:
     """Why Azure would refuse the role's patterns (InvalidActionOrNotAction), with the
     closest real operations, or None. Only for providers in the catalog: the operations
     of the others are Azure's to judge."""
-    p = spec.permissions
     findings = [
-        (where, index, finding)
-        for where, index, finding in known.check_all(
-            actions=p.actions,
-            not_actions=p.not_actions,
-            data_actions=p.data_actions,
-            not_data_actions=p.not_data_actions,
-        )
-        if finding.problem != Problem.UNKNOWN_PROVIDER
+        found
+        for found in _findings(spec.permissions, known)
+        if found[2].problem != Problem.UNKNOWN_PROVIDER
     ]
     if not findings:
         return None
@@ -138,17 +147,10 @@ def unknown_operations(spec: MLRoleSpec, known: Catalog) -> str | None:
 def unlisted_providers(spec: MLRoleSpec, known: Catalog) -> list[str]:
     """Patterns naming a namespace that is no resource provider this version knows of:
     passed through to Azure, which decides (a warning at admission)."""
-    p = spec.permissions
-    found = known.check_all(
-        actions=p.actions,
-        not_actions=p.not_actions,
-        data_actions=p.data_actions,
-        not_data_actions=p.not_data_actions,
-    )
     return [
         f"spec.permissions.{where}[{index}]: {finding.provider} is not a resource provider "
         "this version of the operator knows; Azure will decide"
-        for where, index, finding in found
+        for where, index, finding in _findings(spec.permissions, known)
         if finding.problem == Problem.UNKNOWN_PROVIDER
     ]
 
@@ -161,18 +163,10 @@ class Explanation:
     data_actions: Resolution
 
     @classmethod
-    def of(
-        cls,
-        known: Catalog,
-        *,
-        actions: Sequence[str],
-        not_actions: Sequence[str],
-        data_actions: Sequence[str],
-        not_data_actions: Sequence[str],
-    ) -> Explanation:
+    def of(cls, p: Permissions, known: Catalog) -> Explanation:
         return cls(
-            known.resolve(actions, not_actions, data=False),
-            known.resolve(data_actions, not_data_actions, data=True),
+            known.resolve(p.actions, p.not_actions, data=False),
+            known.resolve(p.data_actions, p.not_data_actions, data=True),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -206,11 +200,4 @@ class Explanation:
 
 
 def explain_spec(spec: MLRoleSpec, known: Catalog) -> Explanation:
-    p = spec.permissions
-    return Explanation.of(
-        known,
-        actions=p.actions,
-        not_actions=p.not_actions,
-        data_actions=p.data_actions,
-        not_data_actions=p.not_data_actions,
-    )
+    return Explanation.of(spec.permissions, known)
