@@ -10,10 +10,16 @@ import pytest
 import regenerate
 
 from aml_identity.api.mlrole import MLRoleSpec
-from aml_identity.reconcile.role import explain_spec, unknown_operations, unlisted_providers
+from aml_identity.reconcile.role import (
+    explain_spec,
+    patterns,
+    unknown_operations,
+    unlisted_providers,
+)
 from azure_operations import Problem, VerbCounts, catalog, matches, resource_type_and_verb
 
 ML = "Microsoft.MachineLearningServices"
+TYPO = f"{ML}/workspaces/onlineEndpoint/read"
 SAVED = Path(__file__).resolve().parents[2] / "tools/operations/saved"
 # AzureML Data Scientist, as Azure publishes it (emulator/azlocal/data/builtin_roles.yaml).
 DATA_SCIENTIST = {
@@ -229,3 +235,17 @@ Intro text.
     ]
     assert sections["Microsoft.Example"].data_actions == ["Microsoft.Example/things/blobs/read"]
     assert regenerate.page_date(page) == "2026-02-23"
+
+
+def test_patterns_azure_already_took_pass_even_when_the_catalog_lacks_them() -> None:
+    """A catalog older than an operation must not block a role that works: what the
+    definition in Azure (or the admitted spec) already has is not refused again."""
+    newer = f"{ML}/workspaces/brandNewThings/read"
+    spec = role(actions=[f"{ML}/workspaces/read", newer])
+    assert unknown_operations(spec, catalog()) is not None
+    assert unknown_operations(spec, catalog(), patterns(spec.permissions)) is None
+    # What is added next to them is still checked.
+    grown = role(actions=[f"{ML}/workspaces/read", newer, TYPO])
+    problem = unknown_operations(grown, catalog(), patterns(spec.permissions))
+    assert problem is not None
+    assert problem.startswith(f"spec.permissions.actions[2]: '{TYPO}'")

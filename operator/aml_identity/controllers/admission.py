@@ -34,7 +34,7 @@ from aml_identity.reconcile.policy import (
     ml_role_problem,
     privileged_reason,
 )
-from aml_identity.reconcile.role import unknown_operations, unlisted_providers
+from aml_identity.reconcile.role import patterns, unknown_operations, unlisted_providers
 from azure_operations import catalog
 
 
@@ -77,8 +77,13 @@ async def review(
     if plural == "mlroles":
         spec = MLRole.model_validate(body).spec
         unlisted = unlisted_providers(spec, catalog())
+        # What the object already had was admitted before (by an older catalog,
+        # perhaps): an update is checked for what it adds.
+        before = MLRole.model_validate(old).spec.permissions if old else None
         unknown = (
-            unknown_operations(spec, catalog()) if deps.settings.check_role_operations else None
+            unknown_operations(spec, catalog(), patterns(before))
+            if deps.settings.check_role_operations
+            else None
         )
         if unknown is not None:
             return Review(denied=unknown, warnings=unlisted, code=422)

@@ -14,6 +14,7 @@ from aml_identity.reconcile.policy import ml_role_problem
 from aml_identity.reconcile.role import (
     definition_body,
     explain_spec,
+    patterns,
     plan_role,
     unknown_operations,
 )
@@ -35,15 +36,6 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         return Outcome(
             Reason.POLICY_DENIED, problem, events=[Event("Warning", "PolicyDenied", problem)]
         )
-    if deps.settings.check_role_operations:
-        unknown = unknown_operations(role.spec, catalog())
-        if unknown is not None:
-            # Azure would refuse the whole definition (InvalidActionOrNotAction); an
-            # existing one keeps its last permissions.
-            return Outcome(
-                Reason.INVALID_SPEC, unknown, events=[Event("Warning", "InvalidSpec", unknown)]
-            )
-    operations = explain_spec(role.spec, catalog()).summary()
     scope = role.spec.assignable_scopes[0]
     guid = _guid(deps, role, body)
     try:
@@ -55,6 +47,15 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         )
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role definitions")
+    if deps.settings.check_role_operations:
+        unknown = unknown_operations(role.spec, catalog(), patterns(observed or same_name))
+        if unknown is not None:
+            # Azure would refuse the whole definition (InvalidActionOrNotAction); an
+            # existing one keeps its last permissions.
+            return Outcome(
+                Reason.INVALID_SPEC, unknown, events=[Event("Warning", "InvalidSpec", unknown)]
+            )
+    operations = explain_spec(role.spec, catalog()).summary()
     adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
     plan = plan_role(role.spec, guid, observed, same_name, adopt=adopt)
     if plan.blocked:

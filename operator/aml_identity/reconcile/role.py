@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,14 +114,20 @@ def _findings(p: Permissions, known: Catalog) -> list[tuple[str, int, Finding]]:
     )
 
 
-def unknown_operations(spec: MLRoleSpec, known: Catalog) -> str | None:
+def unknown_operations(
+    spec: MLRoleSpec, known: Catalog, accepted: Collection[str] = ()
+) -> str | None:
     """Why Azure would refuse the role's patterns (InvalidActionOrNotAction), with the
     closest real operations, or None. Only for providers in the catalog: the operations
-    of the others are Azure's to judge."""
+    of the others are Azure's to judge. Patterns in `accepted` (lower case: those the
+    definition in Azure already has, or the spec already had) pass: Azure took them, so
+    the catalog is older than they are, and refusing them now would block a role that
+    works."""
     findings = [
-        found
-        for found in _findings(spec.permissions, known)
-        if found[2].problem != Problem.UNKNOWN_PROVIDER
+        (where, index, finding)
+        for where, index, finding in _findings(spec.permissions, known)
+        if finding.problem != Problem.UNKNOWN_PROVIDER
+        and finding.expression.lower() not in accepted
     ]
     if not findings:
         return None
@@ -197,6 +204,14 @@ class Explanation:
             t: {k: sorted(v, key=str.lower) for k, v in entry.items()}
             for t, entry in sorted(grouped.items(), key=lambda i: i[0].lower())
         }
+
+
+def patterns(p: Permissions | RoleDefinition | None) -> frozenset[str]:
+    """Every pattern of a permission block or definition, in lower case."""
+    if p is None:
+        return frozenset()
+    every = (*p.actions, *p.not_actions, *p.data_actions, *p.not_data_actions)
+    return frozenset(e.lower() for e in every)
 
 
 def explain_spec(spec: MLRoleSpec, known: Catalog) -> Explanation:
