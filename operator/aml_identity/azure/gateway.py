@@ -28,7 +28,7 @@ from aml_identity.azure.errors import AzureFailure, call, maybe
 from aml_identity.azure.observe import Listings
 from aml_identity.azure.pacing import Pacer
 from aml_identity.azure.pages import AUTHORIZATION_API_VERSION, MSI_API_VERSION, ArmPages
-from aml_identity.azure.transport import ArmPacing
+from aml_identity.azure.transport import ArmPacing, AuditWrites
 from aml_identity.locks import KeyedLocks
 from aml_identity.metrics import AZURE_REQUESTS
 from aml_identity.settings import Settings
@@ -97,7 +97,7 @@ class Gateway:
             "base_url": self.settings.arm_endpoint,
             "credential_scopes": [self.settings.arm_scope],
             "transport": self.transport,
-            "per_call_policies": [],
+            "per_call_policies": [AuditWrites()],
             # A policy instance per pipeline: azure-core links each one to its successor.
             "per_retry_policies": [CountRequests(), ArmPacing(self.pacer)],
         }

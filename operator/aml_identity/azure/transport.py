@@ -29,6 +29,7 @@ from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, User
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import AsyncHttpResponse
 
+from aml_identity import audit
 from aml_identity.azure.pacing import Pacer, kind_of
 from aml_identity.metrics import AZURE_PACED_SECONDS
 from aml_identity.settings import Settings
@@ -69,11 +70,12 @@ def rest_client(
     authentication: Any,
 ) -> AsyncPipelineClient[Any, Any]:
     """A pipeline for REST calls made without an SDK's models (ARM listings, Graph): the
-    SDK clients' order of policies (user agent, retries honouring Retry-After, then, on
-    every attempt, `per_retry` and the token), on the shared transport. Closing it leaves
-    the transport's session open."""
+    SDK clients' order of policies (user agent, the audit of writes, retries honouring
+    Retry-After, then, on every attempt, `per_retry` and the token), on the shared
+    transport. Closing it leaves the transport's session open."""
     policies = [
         UserAgentPolicy(sdk_moniker="aml-identity-operator"),
+        AuditWrites(),
         AsyncRetryPolicy(),
         *per_retry,
         authentication,
@@ -134,3 +136,27 @@ def _seconds(value: str | None) -> float:
         return max(1.0, float(value)) if value else 1.0
     except ValueError:
         return 1.0
+
+
+class AuditWrites(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Stamps every write with a client request id derived from the resource being
+    reconciled, and records it once with its final answer (aml_identity/audit.py).
+    Placed before the retry policy: retries of a write share its id and its record."""
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        http = request.http_request
+        if http.method in audit.READS:
+            return await self.next.send(request)
+        client_id = audit.request_id()
+        http.headers["x-ms-client-request-id"] = client_id  # ARM, Key Vault
+        http.headers["client-request-id"] = client_id  # Microsoft Graph
+        status: int | None = None
+        service_id: str | None = None
+        try:
+            response = await self.next.send(request)
+            headers = response.http_response.headers
+            status = response.http_response.status_code
+            service_id = headers.get("x-ms-request-id") or headers.get("request-id")
+            return response
+        finally:
+            audit.recorded(http.method, http.url, status, client_id, service_id)

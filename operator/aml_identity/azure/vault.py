@@ -21,6 +21,7 @@ from azure.keyvault.certificates.aio import CertificateClient
 from aml_identity.api.observed import PendingRequest, VaultCertificate
 from aml_identity.azure.errors import aware, call, maybe
 from aml_identity.azure.gateway import CountRequests
+from aml_identity.azure.transport import AuditWrites
 from aml_identity.settings import Settings
 
 
@@ -38,6 +39,7 @@ class VaultGateway:
                 vault_url,
                 self.credential,
                 transport=self.transport,
+                per_call_policies=[AuditWrites()],
                 per_retry_policies=[CountRequests()],
             )
         return self._clients[key]

@@ -11,6 +11,7 @@ from typing import Any
 
 import kopf
 
+from aml_identity import audit
 from aml_identity.api.common import TRANSIENT_REASONS, Condition, Reason
 from aml_identity.controllers.guard import forget
 from aml_identity.controllers.outcome import Deps, Event, Outcome
@@ -93,6 +94,11 @@ class NotYet(Exception):
         self.delay = delay
 
 
+def audit_events(trail: audit.Trail) -> list[Event]:
+    """One event per Azure write of a reconcile, naming its request ids."""
+    return [Event("Normal", "AzureWrite", write.event_message()) for write in trail.writes]
+
+
 def result_label(outcome: Outcome) -> str:
     """The reconcile metric's result: ready, waiting (it will pass by itself) or failed
     (a person must act: the spec, permissions, a lock, ownership)."""
@@ -130,12 +136,14 @@ async def compare(
         if wait > 0:
             raise NotYet(wait)
         started = time.monotonic()
-        try:
-            outcome = await workflow(deps, dict(body))
-        except KubeError as error:
-            # Any refusal a workflow did not handle itself still becomes a status and an
-            # event, classified by the one error table.
-            outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
+        with audit.following(audit.Subject.of(kind, body)) as trail:
+            try:
+                outcome = await workflow(deps, dict(body))
+            except KubeError as error:
+                # Any refusal a workflow did not handle itself still becomes a status and
+                # an event, classified by the one error table.
+                outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
+        outcome.events.extend(audit_events(trail))
         shared.schedule.synced(resource_key(plural, body))
         if outcome.retry_after is not None:
             shared.not_before[uid] = time.monotonic() + outcome.retry_after
@@ -248,11 +256,13 @@ async def run_delete(
     shared: Memo = memo.shared
     uid = body["metadata"]["uid"]
     async with shared.lock(uid):
-        try:
-            outcome = await workflow(shared.deps, dict(body))
-        except KubeError as error:
-            outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
-            outcome.reason = Reason.DELETION_BLOCKED
+        with audit.following(audit.Subject.of(kind, body)) as trail:
+            try:
+                outcome = await workflow(shared.deps, dict(body))
+            except KubeError as error:
+                outcome = Outcome.from_kube_error(error, "calling the Kubernetes API")
+                outcome.reason = Reason.DELETION_BLOCKED
+        outcome.events.extend(audit_events(trail))
     if outcome.reason is Reason.DELETION_BLOCKED:
         attempt = shared.delete_attempts.get(uid, 0) + 1
         shared.delete_attempts[uid] = attempt
