@@ -84,6 +84,19 @@ def main(argv: list[str] | None = None) -> int:
         "--scope", help="ARM scope to read role definitions at (default: the subscription)"
     )
     explain.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    access = commands.add_parser(
+        "report",
+        help="the access report: who can do what, where, and why (reads only)",
+        description=(
+            "For every WorkloadIdentity: its form, credential and expiry, federations, "
+            "every role it holds at every scope with the binding that declares it, and the "
+            "service accounts and running Pods that use it. Findings first, most serious "
+            "first. Also `kubectl aml-identity report`."
+        ),
+    )
+    access.add_argument(
+        "-o", "--output", choices=["table", "json", "yaml", "csv", "markdown"], default="table"
+    )
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
@@ -98,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.role is None and not args.filename:
             parser.error("explain-role needs a role name or -f")
         return _explain(args.role, args.filename, args.scope, args.output)
+    if args.command == "report":
+        from aml_identity.handlers import report
+
+        return report.run(args.output)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")

@@ -24,6 +24,10 @@ def test_demo_runs_green(repo: Path) -> None:
     assert "certificate service principal" in output
     # The guardrail: an escalation refused at kubectl apply, with the policy's message.
     assert "refused: namespace ml-team may not bind Owner at /subscriptions/" in output
+    # The demo ends with the access report of its four identities.
+    assert "5. The access report" in output
+    assert "ml-team/release-script  ServicePrincipal  Reconciled" in output
+    assert "role         ML Endpoint Monitor [read 2, write 0, delete 0, other 0] at" in output
     # A misspelt custom-role action, refused with the real one.
     assert (
         "did you mean Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read?" in output

@@ -510,6 +510,19 @@ def main() -> int:
             f"refused with 403.{RESET}"
         )
         report_costs(az, converge, resources, operator)
+        say(f"\n{BOLD}5. The access report{RESET} (kubectl aml-identity report): who can do what")
+        access = subprocess.run(
+            [sys.executable, "-m", "aml_identity.cli", "report"],
+            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for line in (access.stdout or access.stderr).splitlines():
+            say(f"   {line}")
+        if access.returncode != 0:
+            return 1
         if args.keep:
             say(
                 f"\nStill running. export KUBECONFIG={cluster.kubeconfig}; azlocal at {az.url} "
@@ -521,7 +534,7 @@ def main() -> int:
             signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
             signal.sigwait(stop_signals)
         say(
-            f"\n{BOLD}5. Clean up{RESET}: deleting the resources removes what the operator "
+            f"\n{BOLD}6. Clean up{RESET}: deleting the resources removes what the operator "
             "created in Azure"
         )
         cluster.kubectl(

@@ -164,6 +164,11 @@ class Cluster:
         listed = await self._call("GET", self._custom_path(plural, None))
         return list(listed.get("items", []))
 
+    async def list_pods(self) -> list[dict[str, Any]]:
+        """Every Pod in the cluster (the access report: who uses which identity)."""
+        listed = await self._call("GET", "/api/v1/pods")
+        return list(listed.get("items", []))
+
     async def namespace_labels(self, name: str) -> dict[str, str] | None:
         """A namespace's labels; None when it does not exist."""
         namespace = await self._call("GET", f"/api/v1/namespaces/{quote(name)}", missing_ok=True)
