@@ -32,6 +32,7 @@ from aml_identity.reconcile.policy import (
     Verdict,
     check_binding,
     ml_role_problem,
+    privileged_built_in_guid,
     privileged_reason,
 )
 from aml_identity.reconcile.role import patterns, unknown_operations, unlisted_providers
@@ -110,8 +111,7 @@ async def review(
 
 def _static_facts(guid: str, name: str, built_in: bool) -> RoleFacts:
     """What is known without Azure: the privileged built-in roles by GUID or name."""
-    named = {v.lower(): k for k, v in PRIVILEGED_BUILT_IN.items()}
-    key = guid.lower() or named.get(name.lower(), "")
+    key = guid.lower() or privileged_built_in_guid(name)
     known = PRIVILEGED_BUILT_IN.get(key)
     return RoleFacts(
         guid=key,

@@ -51,6 +51,13 @@ PRIVILEGED_BUILT_IN: Mapping[str, str] = {
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
     "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
 }
+
+
+def privileged_built_in_guid(name: str) -> str:
+    """The GUID of a privileged built-in role by its name (any case), or ""."""
+    return next((g for g, n in PRIVILEGED_BUILT_IN.items() if n.lower() == name.lower()), "")
+
+
 # Operations that change who may do what: a role allowing any of them can escalate.
 AUTHORIZATION_WRITES = (
     "Microsoft.Authorization/roleAssignments/write",

@@ -24,7 +24,7 @@ from aml_identity.api.mlrole import MLRole
 from aml_identity.api.mlrolebinding import MLRoleBinding
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.reconcile.binding import scope_id
-from aml_identity.reconcile.policy import PRIVILEGED_BUILT_IN, privileged_reason
+from aml_identity.reconcile.policy import privileged_built_in_guid, privileged_reason
 
 EXPIRY_WARNING = timedelta(days=30)
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
@@ -133,8 +133,7 @@ def _grants(
         operations = None
         if role_ref.built_in is not None or role_ref.role_definition_id is not None:
             guid = (role_ref.role_definition_id or "").rstrip("/").rsplit("/", 1)[-1]
-            named = {v.lower(): k for k, v in PRIVILEGED_BUILT_IN.items()}
-            guid = guid or named.get((role_ref.built_in or "").lower(), "")
+            guid = guid or privileged_built_in_guid(role_ref.built_in or "")
             privileged = privileged_reason(guid=guid, actions=(), not_actions=(), custom=False)
         elif role_ref.ml_role is not None and role_ref.ml_role in roles:
             ml_role = roles[role_ref.ml_role]
