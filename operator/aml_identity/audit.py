@@ -65,6 +65,10 @@ class Write:
     service_request_id: str | None
     time: float
 
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and self.status < 400
+
     def event_message(self) -> str:
         answer = str(self.status) if self.status is not None else "no answer"
         service = f", Azure request id {self.service_request_id}" if self.service_request_id else ""
@@ -92,7 +96,8 @@ class Trail:
         name = f"{subject.uid}/{subject.generation}/{self._nonce}/{self._issued}"
         derived = str(uuid.uuid5(_IDS, name))
         prefix = subject.uid.replace("-", "")[:8].lower()
-        return prefix + derived[8:] if len(prefix) == 8 else derived
+        hexadecimal = len(prefix) == 8 and all(c in "0123456789abcdef" for c in prefix)
+        return prefix + derived[8:] if hexadecimal else derived
 
 
 def record(subject: Subject | None, write: Write) -> dict[str, Any]:

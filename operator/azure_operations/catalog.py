@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -148,13 +148,8 @@ class Catalog:
         operations = provider.operations(data)
         if any(matches(expression, op) for op in operations):
             return None
-        return Finding(
-            expression,
-            data,
-            Problem.NO_MATCH if operations else Problem.NO_DATA_OPERATIONS,
-            provider.namespace,
-            self.suggest(expression, provider, data),
-        )
+        problem = Problem.NO_MATCH if operations else Problem.NO_DATA_OPERATIONS
+        return Finding(expression, data, problem, provider.namespace)
 
     def check_all(
         self,
@@ -178,15 +173,20 @@ class Catalog:
                     found.append((name, index, finding))
         return found
 
-    @staticmethod
-    def suggest(expression: str, provider: Provider, data: bool) -> tuple[str, ...]:
-        """The closest operations of the provider (of the other kind too: a data action
-        written as an action is a common slip)."""
-        candidates = {op.lower(): op for op in provider.operations(data)}
-        for op in provider.operations(not data):
+    def suggested(self, finding: Finding) -> Finding:
+        """The finding with the closest operations of its provider (of the other kind too:
+        a data action written as an action is a common slip). Asked for only for the
+        findings reported: each costs tens of milliseconds."""
+        provider = self.provider(finding.provider)
+        if provider is None or finding.problem == Problem.MULTIPLE_WILDCARDS:
+            return finding
+        candidates = {op.lower(): op for op in provider.operations(finding.data)}
+        for op in provider.operations(not finding.data):
             candidates.setdefault(op.lower(), op)
-        close = difflib.get_close_matches(expression.lower(), list(candidates), n=3, cutoff=0.75)
-        return tuple(candidates[c] for c in close)
+        close = difflib.get_close_matches(
+            finding.expression.lower(), list(candidates), n=3, cutoff=0.75
+        )
+        return replace(finding, suggestions=tuple(candidates[c] for c in close))
 
     def resolve(self, allowed: Sequence[str], excluded: Sequence[str], *, data: bool) -> Resolution:
         """The catalogued operations `allowed` minus `excluded` grants and denies."""

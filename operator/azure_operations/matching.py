@@ -20,16 +20,20 @@ from functools import lru_cache
 
 
 @lru_cache(maxsize=8192)
-def _pattern(expression: str) -> re.Pattern[str]:
+def _pattern(expression: str, empty_segment: bool) -> re.Pattern[str]:
     body = ".*".join(re.escape(part) for part in expression.split("*"))
-    # `/.*/` came from a whole `/*/` segment: it may also stand for no segment.
-    body = body.replace("/.*/", "(?:/.*)?/")
+    if empty_segment:
+        # `/.*/` came from a whole `/*/` segment: it may also stand for no segment.
+        body = body.replace("/.*/", "(?:/.*)?/")
     return re.compile(f"^{body}$", re.IGNORECASE | re.DOTALL)
 
 
-def matches(expression: str, operation: str) -> bool:
-    """Whether the role-definition pattern `expression` covers `operation`."""
-    return _pattern(expression).match(operation) is not None
+def matches(expression: str, operation: str, *, empty_segment: bool = True) -> bool:
+    """Whether the role-definition pattern `expression` covers `operation`. With
+    `empty_segment=False`, a `/*/` segment must stand for at least one segment: the
+    narrower reading, for checks that must not fail open if Azure reads it that way
+    (an exclusion that might not exclude)."""
+    return _pattern(expression, empty_segment).match(operation) is not None
 
 
 def provider_of(expression: str) -> str | None:

@@ -64,4 +64,7 @@ def test_a_write_without_an_answer_or_a_resource() -> None:
     audit.recorded("DELETE", "https://arm.example/x", None, "id-2", None)  # no trail: logged
     write = audit.Write("DELETE", "/x", None, "id-2", None, 0.0)
     assert write.event_message() == "DELETE /x -> no answer (client request id id-2)"
+    assert not write.succeeded
+    assert not audit.Write("PUT", "/x", 403, "id-3", None, 0.0).succeeded
+    assert audit.Write("PUT", "/x", 201, "id-4", None, 0.0).succeeded
     assert audit.record(None, write)["kind"] is None

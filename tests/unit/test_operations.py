@@ -71,8 +71,10 @@ def test_wildcard_semantics(expression: str, operation: str, expected: bool) -> 
 
 
 def test_a_misspelt_operation_gets_the_closest_real_ones() -> None:
-    finding = catalog().check(f"{ML}/workspaces/onlineEndpoint/read", data=False)
-    assert finding is not None
+    found = catalog().check(f"{ML}/workspaces/onlineEndpoint/read", data=False)
+    assert found is not None
+    assert found.suggestions == (), "suggestions are made only when asked for"
+    finding = catalog().suggested(found)
     assert finding.problem == Problem.NO_MATCH
     assert finding.code == "InvalidActionOrNotAction"
     assert finding.suggestions[0] == f"{ML}/workspaces/onlineEndpoints/read"
@@ -249,3 +251,26 @@ def test_patterns_azure_already_took_pass_even_when_the_catalog_lacks_them() -> 
     problem = unknown_operations(grown, catalog(), patterns(spec.permissions))
     assert problem is not None
     assert problem.startswith(f"spec.permissions.actions[2]: '{TYPO}'")
+
+
+def test_hundreds_of_unknown_operations_are_checked_quickly() -> None:
+    """Admission has 10 s; only the reported findings get (costly) suggestions."""
+    import time
+
+    spec = role(actions=[f"{ML}/workspaces/nope{i}/read" for i in range(1000)])
+    started = time.monotonic()
+    assert unknown_operations(spec, catalog()) is not None
+    assert time.monotonic() - started < 2
+
+
+def test_an_exclusion_that_might_not_exclude_does_not_hide_privilege() -> None:
+    """The privilege guard reads notActions narrowly: `roleAssignments/*/write` may not
+    cover `roleAssignments/write` if Azure's `/*/` never stands for no segment."""
+    from aml_identity.reconcile.policy import authorization_writes
+
+    write = "Microsoft.Authorization/roleAssignments/write"
+    delete = "Microsoft.Authorization/roleAssignments/delete"
+    actions = ["Microsoft.Authorization/roleAssignments/*"]
+    wide = ["Microsoft.Authorization/roleAssignments/*/write"]
+    assert authorization_writes(actions, wide) == [write, delete]
+    assert authorization_writes(actions, [write, delete]) == []

@@ -159,4 +159,7 @@ class AuditWrites(AsyncHTTPPolicy):  # type: ignore[type-arg]
             service_id = headers.get("x-ms-request-id") or headers.get("request-id")
             return response
         finally:
-            audit.recorded(http.method, http.url, status, client_id, service_id)
+            # azure-mgmt-core's provider-registration policy, below this one, may resend
+            # the write under a new id: record the id Azure saw last.
+            sent = http.headers.get("x-ms-client-request-id", client_id)
+            audit.recorded(http.method, http.url, status, sent, service_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Callable
@@ -18,15 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import kopf
+
 from aml_identity.api.mlrole import MLRole, Permissions
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.handlers.plan import manifests
-from aml_identity.kube.cluster import Cluster
+from aml_identity.kube.cluster import Cluster, KubeError
 from aml_identity.reconcile.names import definition_guid
 from aml_identity.reconcile.role import Explanation
 from aml_identity.settings import Settings
 from azure_operations import Catalog, catalog
+
+log = logging.getLogger("aml_identity")
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,14 @@ def _from_files(paths: list[Path], name: str | None) -> list[Role]:
 
 
 async def _from_cluster(name: str) -> Role | None:
+    """An MLRole of that name, or None, also when there is no cluster to ask (no
+    kubeconfig, unreachable, not allowed): then Azure is asked."""
     cluster = Cluster()
     try:
         body = await cluster.get_custom("mlroles", None, name)
+    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError) as error:
+        log.debug("no MLRole lookup in the cluster: %s", error)
+        return None
     finally:
         await cluster.close()
     return Role.of_ml_role(body) if body is not None else None
@@ -164,7 +175,8 @@ def run(
         print(f"aml-identity: {error}", file=sys.stderr)
         return 1
     except AzureFailure as error:
-        hint = "; --scope names another scope to read role definitions at" if not scope else ""
+        forbidden = error.status == 403 and not scope
+        hint = "; --scope names another scope to read role definitions at" if forbidden else ""
         print(f"aml-identity: {error}{hint}", file=sys.stderr)
         return 1
     known = catalog()

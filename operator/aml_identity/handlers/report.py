@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from datetime import UTC, datetime
 
-from aml_identity.kube.cluster import Cluster
+import aiohttp
+import kopf
+
+from aml_identity.kube.cluster import Cluster, KubeError
 from aml_identity.reconcile import report
 
 
@@ -32,5 +36,9 @@ async def gather(output: str) -> str:
 
 
 def run(output: str) -> int:
-    print(asyncio.run(gather(output)), end="")
+    try:
+        print(asyncio.run(gather(output)), end="")
+    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError) as error:
+        print(f"aml-identity: reading the cluster: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -96,7 +96,10 @@ class NotYet(Exception):
 
 def audit_events(trail: audit.Trail) -> list[Event]:
     """One event per Azure write of a reconcile, naming its request ids."""
-    return [Event("Normal", "AzureWrite", write.event_message()) for write in trail.writes]
+    return [
+        Event("Normal" if write.succeeded else "Warning", "AzureWrite", write.event_message())
+        for write in trail.writes
+    ]
 
 
 def result_label(outcome: Outcome) -> str:

@@ -127,10 +127,13 @@ def authorization_writes(actions: Iterable[str], not_actions: Iterable[str]) -> 
     """The Microsoft.Authorization writes that `actions` minus `notActions` allow."""
     allowed = list(actions)
     denied = list(not_actions)
+    # An exclusion counts only as Azure surely reads it: were `/*/` never to stand for no
+    # segment, `roleAssignments/*/write` would not take `roleAssignments/write` back.
     return [
         op
         for op in AUTHORIZATION_WRITES
-        if any(matches(a, op) for a in allowed) and not any(matches(n, op) for n in denied)
+        if any(matches(a, op) for a in allowed)
+        and not any(matches(n, op, empty_segment=False) for n in denied)
     ]
 
 

@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -68,6 +68,8 @@ class Identity:
     grants: list[Grant] = field(default_factory=list)
     service_accounts: list[str] = field(default_factory=list)
     pods: list[str] = field(default_factory=list)
+    # Signs in from outside the cluster: a credential, or a federation with another issuer.
+    external: bool = False
 
     @property
     def ref(self) -> str:
@@ -198,6 +200,7 @@ def _identity(
         grants=grants.get(f"{namespace}/{name}", []),
         service_accounts=accounts,
         pods=sorted(p for a in accounts for p in running.get((namespace, a), [])),
+        external=bool(credential and credential.kind) or bool(spec.federated_credentials),
     )
 
 
@@ -223,6 +226,8 @@ def _findings(entry: Identity, now: datetime) -> list[Finding]:
             )
     if entry.credential_expires:
         expires = datetime.fromisoformat(entry.credential_expires)
+        if expires.tzinfo is None:  # a hand-edited status: read it as UTC
+            expires = expires.replace(tzinfo=UTC)
         if expires <= now:
             found.append(Finding("CredentialExpired", entry.ref, f"credential expired {expires}"))
         elif expires - now <= EXPIRY_WARNING:
@@ -232,8 +237,9 @@ def _findings(entry: Identity, now: datetime) -> list[Finding]:
             )
     if not entry.grants:
         found.append(Finding("NoBinding", entry.ref, "no MLRoleBinding grants it anything"))
-    if not entry.pods and not (entry.form == "ServicePrincipal" and entry.credential):
-        # A service principal with a credential may be used outside the cluster.
+    if not entry.pods and not entry.external:
+        # Used outside the cluster (a credential, a federation with another issuer): no
+        # Pod here says whether it is in use.
         found.append(Finding("NoUser", entry.ref, "no running Pod uses it"))
     return found
 

@@ -132,7 +132,8 @@ def unknown_operations(
     if not findings:
         return None
     lines = []
-    for where, index, finding in findings[:MAX_REPORTED]:
+    for where, index, found in findings[:MAX_REPORTED]:
+        finding = known.suggested(found)
         provider = known.provider(finding.provider)
         if finding.problem == Problem.MULTIPLE_WILDCARDS or provider is None:
             why = "has more than one *; Azure allows one wildcard per pattern"
