@@ -84,10 +84,6 @@ class VerbCounts:
             counts[verb if verb in counts else "action"] += 1
         return cls(**counts)
 
-    @property
-    def total(self) -> int:
-        return self.read + self.write + self.delete + self.action
-
 
 @dataclass(frozen=True)
 class Resolution:
@@ -111,7 +107,6 @@ def resource_type_and_verb(operation: str) -> tuple[str, str]:
 
 class Catalog:
     def __init__(self, document: dict[str, Any]) -> None:
-        self.generated: str = document["generated"]
         self.providers: dict[str, Provider] = {}
         for namespace, entry in document["providers"].items():
             self.providers[namespace.lower()] = Provider(

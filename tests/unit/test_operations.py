@@ -11,10 +11,9 @@ import regenerate
 
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.reconcile.role import (
+    check_operations,
     explain_spec,
     patterns,
-    unknown_operations,
-    unlisted_providers,
 )
 from azure_operations import Problem, VerbCounts, catalog, matches, resource_type_and_verb
 
@@ -158,7 +157,7 @@ def test_an_mlrole_with_a_typo_is_refused_with_a_suggestion() -> None:
     spec = role(
         actions=[f"{ML}/workspaces/onlineEndpoints/read", f"{ML}/workspaces/onlineEndpoint/read"]
     )
-    problem = unknown_operations(spec, catalog())
+    problem = check_operations(spec, catalog()).refused
     assert problem is not None
     assert problem.startswith(f"spec.permissions.actions[1]: '{ML}/workspaces/onlineEndpoint/read'")
     assert f"did you mean {ML}/workspaces/onlineEndpoints/read" in problem
@@ -167,8 +166,8 @@ def test_an_mlrole_with_a_typo_is_refused_with_a_suggestion() -> None:
 
 def test_unknown_providers_are_passed_through_with_a_warning() -> None:
     spec = role(actions=["Microsoft.Nonexistent/things/read"])
-    assert unknown_operations(spec, catalog()) is None
-    assert unlisted_providers(spec, catalog()) == [
+    assert check_operations(spec, catalog()).refused is None
+    assert check_operations(spec, catalog()).warnings == [
         "spec.permissions.actions[0]: Microsoft.Nonexistent is not a resource provider this "
         "version of the operator knows; Azure will decide"
     ]
@@ -176,7 +175,7 @@ def test_unknown_providers_are_passed_through_with_a_warning() -> None:
 
 def test_many_unknown_operations_are_summarised() -> None:
     spec = role(actions=[f"{ML}/workspaces/nope{i}/read" for i in range(8)])
-    problem = unknown_operations(spec, catalog())
+    problem = check_operations(spec, catalog()).refused
     assert problem is not None
     assert problem.count("spec.permissions.actions[") == 5
     assert problem.endswith("; and 3 more")
@@ -244,11 +243,11 @@ def test_patterns_azure_already_took_pass_even_when_the_catalog_lacks_them() -> 
     definition in Azure (or the admitted spec) already has is not refused again."""
     newer = f"{ML}/workspaces/brandNewThings/read"
     spec = role(actions=[f"{ML}/workspaces/read", newer])
-    assert unknown_operations(spec, catalog()) is not None
-    assert unknown_operations(spec, catalog(), patterns(spec.permissions)) is None
+    assert check_operations(spec, catalog()).refused is not None
+    assert check_operations(spec, catalog(), patterns(spec.permissions)).refused is None
     # What is added next to them is still checked.
     grown = role(actions=[f"{ML}/workspaces/read", newer, TYPO])
-    problem = unknown_operations(grown, catalog(), patterns(spec.permissions))
+    problem = check_operations(grown, catalog(), patterns(spec.permissions)).refused
     assert problem is not None
     assert problem.startswith(f"spec.permissions.actions[2]: '{TYPO}'")
 
@@ -259,7 +258,7 @@ def test_hundreds_of_unknown_operations_are_checked_quickly() -> None:
 
     spec = role(actions=[f"{ML}/workspaces/nope{i}/read" for i in range(1000)])
     started = time.monotonic()
-    assert unknown_operations(spec, catalog()) is not None
+    assert check_operations(spec, catalog()).refused is not None
     assert time.monotonic() - started < 2
 
 

@@ -30,12 +30,11 @@ from aml_identity.reconcile.policy import (
     PRIVILEGED_BUILT_IN,
     RoleFacts,
     Verdict,
+    built_in_privilege,
     check_binding,
     ml_role_problem,
-    privileged_built_in_guid,
-    privileged_reason,
 )
-from aml_identity.reconcile.role import patterns, unknown_operations, unlisted_providers
+from aml_identity.reconcile.role import check_operations, patterns
 from azure_operations import catalog
 
 
@@ -77,18 +76,13 @@ async def review(
         return Review()
     if plural == "mlroles":
         spec = MLRole.model_validate(body).spec
-        unlisted = unlisted_providers(spec, catalog())
         # What the object already had was admitted before (by an older catalog,
         # perhaps): an update is checked for what it adds.
         before = MLRole.model_validate(old).spec.permissions if old else None
-        unknown = (
-            unknown_operations(spec, catalog(), patterns(before))
-            if deps.settings.check_role_operations
-            else None
-        )
-        if unknown is not None:
-            return Review(denied=unknown, warnings=unlisted, code=422)
-        return Review(denied=ml_role_problem(spec), warnings=unlisted)
+        checked = check_operations(spec, catalog(), patterns(before))
+        if checked.refused is not None and deps.settings.check_role_operations:
+            return Review(denied=checked.refused, warnings=checked.warnings, code=422)
+        return Review(denied=ml_role_problem(spec), warnings=checked.warnings)
     if plural == "workloadidentities":
         resource = WorkloadIdentity.model_validate(body)
         return _from_verdict(await verdict_for(deps, resource, body))
@@ -111,13 +105,10 @@ async def review(
 
 def _static_facts(guid: str, name: str, built_in: bool) -> RoleFacts:
     """What is known without Azure: the privileged built-in roles by GUID or name."""
-    key = guid.lower() or privileged_built_in_guid(name)
+    key, why = built_in_privilege(guid, name)
     known = PRIVILEGED_BUILT_IN.get(key)
     return RoleFacts(
-        guid=key,
-        name=known or name,
-        built_in=built_in or known is not None,
-        privileged=privileged_reason(guid=key, actions=(), not_actions=(), custom=False),
+        guid=key, name=known or name, built_in=built_in or known is not None, privileged=why
     )
 
 

@@ -12,11 +12,11 @@ from aml_identity.metrics import POLICY_DENIALS
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, role_definition_name
 from aml_identity.reconcile.policy import ml_role_problem
 from aml_identity.reconcile.role import (
+    check_operations,
     definition_body,
     explain_spec,
     patterns,
     plan_role,
-    unknown_operations,
 )
 from azure_operations import catalog
 
@@ -48,7 +48,8 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     except AzureFailure as failure:
         return Outcome.from_failure(failure, "reading role definitions")
     if deps.settings.check_role_operations:
-        unknown = unknown_operations(role.spec, catalog(), patterns(observed or same_name))
+        accepted = patterns(observed or same_name)
+        unknown = check_operations(role.spec, catalog(), accepted).refused
         if unknown is not None:
             # Azure would refuse the whole definition (InvalidActionOrNotAction); an
             # existing one keeps its last permissions.

@@ -34,7 +34,13 @@ from aml_identity.reconcile.names import (
     assignment_owner,
     definition_guid,
 )
-from aml_identity.reconcile.policy import RoleFacts, SubjectRef, check_binding, privileged_reason
+from aml_identity.reconcile.policy import (
+    RoleFacts,
+    SubjectRef,
+    check_binding,
+    ml_role_privilege,
+    privileged_reason,
+)
 
 KIND = "MLRoleBinding"
 
@@ -78,14 +84,7 @@ def _definition_facts(found: RoleDefinition, definition_id: str) -> RoleFacts:
 def ml_role_facts(name: str, ml_role: dict[str, Any], guid: str) -> RoleFacts:
     """An MLRole's facts from its spec: privileged when it says so or its actions are."""
     spec = MLRoleSpec.model_validate(ml_role["spec"])
-    why = privileged_reason(
-        guid=guid,
-        actions=spec.permissions.actions,
-        not_actions=spec.permissions.not_actions,
-        custom=True,
-    )
-    if why is None and spec.privileged:
-        why = "the MLRole says privileged: true"
+    why = ml_role_privilege(spec, guid)
     return RoleFacts(guid=guid, name=spec.role_name, built_in=False, ml_role=name, privileged=why)
 
 

@@ -53,11 +53,6 @@ PRIVILEGED_BUILT_IN: Mapping[str, str] = {
 }
 
 
-def privileged_built_in_guid(name: str) -> str:
-    """The GUID of a privileged built-in role by its name (any case), or ""."""
-    return next((g for g, n in PRIVILEGED_BUILT_IN.items() if n.lower() == name.lower()), "")
-
-
 # Operations that change who may do what: a role allowing any of them can escalate.
 AUTHORIZATION_WRITES = (
     "Microsoft.Authorization/roleAssignments/write",
@@ -167,6 +162,23 @@ def privileged_reason(
         if wide:
             return f"its actions include the provider-wide wildcard {wide[0]}"
     return None
+
+
+def ml_role_privilege(spec: MLRoleSpec, guid: str = "") -> str | None:
+    """Why binding this MLRole is privileged: its actions are, or it says so."""
+    p = spec.permissions
+    why = privileged_reason(guid=guid, actions=p.actions, not_actions=p.not_actions, custom=True)
+    if why is None and spec.privileged:
+        why = "the MLRole says privileged: true"
+    return why
+
+
+def built_in_privilege(guid: str, name: str) -> tuple[str, str | None]:
+    """A role known without Azure, by GUID or else by name: its GUID ("" if neither is a
+    privileged built-in) and why it is privileged, or None."""
+    named = (g for g, n in PRIVILEGED_BUILT_IN.items() if n.lower() == name.lower())
+    key = guid.lower() or next(named, "")
+    return key, privileged_reason(guid=key, actions=(), not_actions=(), custom=False)
 
 
 def ml_role_problem(spec: MLRoleSpec) -> str | None:

@@ -24,7 +24,9 @@ from aml_identity.api.mlrole import MLRole
 from aml_identity.api.mlrolebinding import MLRoleBinding
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.reconcile.binding import scope_id
-from aml_identity.reconcile.policy import privileged_built_in_guid, privileged_reason
+from aml_identity.reconcile.conditions import find_condition
+from aml_identity.reconcile.names import definition_guid
+from aml_identity.reconcile.policy import built_in_privilege, ml_role_privilege
 
 EXPIRY_WARNING = timedelta(days=30)
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
@@ -134,15 +136,11 @@ def _grants(
         privileged = None
         operations = None
         if role_ref.built_in is not None or role_ref.role_definition_id is not None:
-            guid = (role_ref.role_definition_id or "").rstrip("/").rsplit("/", 1)[-1]
-            guid = guid or privileged_built_in_guid(role_ref.built_in or "")
-            privileged = privileged_reason(guid=guid, actions=(), not_actions=(), custom=False)
+            guid = definition_guid(role_ref.role_definition_id or "")
+            _, privileged = built_in_privilege(guid, role_ref.built_in or "")
         elif role_ref.ml_role is not None and role_ref.ml_role in roles:
             ml_role = roles[role_ref.ml_role]
-            p = ml_role.spec.permissions
-            privileged = privileged_reason(
-                guid="", actions=p.actions, not_actions=p.not_actions, custom=True
-            ) or ("it is marked privileged" if ml_role.spec.privileged else None)
+            privileged = ml_role_privilege(ml_role.spec)
             if ml_role.status is not None and ml_role.status.operations is not None:
                 counts = ml_role.status.operations
                 operations = counts.model_dump(
@@ -182,9 +180,8 @@ def _identity(
         Federation(issuer, f"system:serviceaccount:{namespace}:{account}") for account in accounts
     ] + [Federation(f.issuer, f.subject) for f in spec.federated_credentials]
     credential = status.credential if status else None
-    ready = next(
-        (c.reason for c in (status.conditions if status else []) if c.type == "Ready"), "Unknown"
-    )
+    condition = find_condition(status.conditions, "Ready") if status else None
+    ready = condition.reason if condition else "Unknown"
     return Identity(
         namespace=namespace,
         name=name,

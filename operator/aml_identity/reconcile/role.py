@@ -105,30 +105,48 @@ def plan_role(
 # --- what a role's patterns mean: checked against, and resolved in, the operations catalog
 
 
-def _findings(p: Permissions, known: Catalog) -> list[tuple[str, int, Finding]]:
-    return known.check_all(
+@dataclass(frozen=True)
+class OperationCheck:
+    """What the catalog says of a role's patterns, from one pass over them."""
+
+    # Why Azure would refuse them (InvalidActionOrNotAction), with the closest real
+    # operations; None when it would not.
+    refused: str | None
+    # Namespaces that are no resource provider this version knows of: passed through to
+    # Azure, which decides (a warning at admission).
+    warnings: list[str]
+
+
+def check_operations(
+    spec: MLRoleSpec, known: Catalog, accepted: Collection[str] = ()
+) -> OperationCheck:
+    """Only providers in the catalog are refused: the operations of the others are
+    Azure's to judge. Patterns in `accepted` (lower case: those the definition in Azure
+    already has, or the spec already had) pass: Azure took them, so the catalog is older
+    than they are, and refusing them now would block a role that works."""
+    p = spec.permissions
+    found = known.check_all(
         actions=p.actions,
         not_actions=p.not_actions,
         data_actions=p.data_actions,
         not_data_actions=p.not_data_actions,
     )
-
-
-def unknown_operations(
-    spec: MLRoleSpec, known: Catalog, accepted: Collection[str] = ()
-) -> str | None:
-    """Why Azure would refuse the role's patterns (InvalidActionOrNotAction), with the
-    closest real operations, or None. Only for providers in the catalog: the operations
-    of the others are Azure's to judge. Patterns in `accepted` (lower case: those the
-    definition in Azure already has, or the spec already had) pass: Azure took them, so
-    the catalog is older than they are, and refusing them now would block a role that
-    works."""
+    warnings = [
+        f"spec.permissions.{where}[{index}]: {finding.provider} is not a resource provider "
+        "this version of the operator knows; Azure will decide"
+        for where, index, finding in found
+        if finding.problem == Problem.UNKNOWN_PROVIDER
+    ]
     findings = [
         (where, index, finding)
-        for where, index, finding in _findings(spec.permissions, known)
+        for where, index, finding in found
         if finding.problem != Problem.UNKNOWN_PROVIDER
         and finding.expression.lower() not in accepted
     ]
+    return OperationCheck(_refusal(findings, known), warnings)
+
+
+def _refusal(findings: list[tuple[str, int, Finding]], known: Catalog) -> str | None:
     if not findings:
         return None
     lines = []
@@ -150,17 +168,6 @@ def unknown_operations(
         )
     more = len(findings) - MAX_REPORTED
     return "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
-
-
-def unlisted_providers(spec: MLRoleSpec, known: Catalog) -> list[str]:
-    """Patterns naming a namespace that is no resource provider this version knows of:
-    passed through to Azure, which decides (a warning at admission)."""
-    return [
-        f"spec.permissions.{where}[{index}]: {finding.provider} is not a resource provider "
-        "this version of the operator knows; Azure will decide"
-        for where, index, finding in _findings(spec.permissions, known)
-        if finding.problem == Problem.UNKNOWN_PROVIDER
-    ]
 
 
 @dataclass(frozen=True)
