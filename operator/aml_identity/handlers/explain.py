@@ -19,16 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import kopf
-
 from aml_identity.api.mlrole import MLRole, Permissions
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.handlers.plan import manifests
-from aml_identity.kube.cluster import Cluster, KubeError
+from aml_identity.kube.cluster import UNREACHABLE, Cluster
 from aml_identity.reconcile.names import definition_guid
-from aml_identity.reconcile.role import Explanation
+from aml_identity.reconcile.role import Explanation, counts_text
 from aml_identity.settings import Settings
 from azure_operations import Catalog, catalog
 
@@ -70,7 +67,7 @@ def render(role: Role, known: Catalog) -> str:
     s = data["summary"]
     lines = [
         f"{role.title} allows {s['read'] + s['write'] + s['delete'] + s['action']} operations "
-        f"(read {s['read']}, write {s['write']}, delete {s['delete']}, other {s['action']}) "
+        f"({counts_text(s)}) "
         f"and {s['dataActions']} data operations.",
     ]
     for key, heading in (("actions", "Operations"), ("dataActions", "Data operations")):
@@ -111,7 +108,7 @@ async def _from_cluster(name: str) -> Role | None:
     cluster = Cluster()
     try:
         body = await cluster.get_custom("mlroles", None, name)
-    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError) as error:
+    except UNREACHABLE as error:
         log.debug("no MLRole lookup in the cluster: %s", error)
         return None
     finally:

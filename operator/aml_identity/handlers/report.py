@@ -9,10 +9,7 @@ import os
 import sys
 from datetime import UTC, datetime
 
-import aiohttp
-import kopf
-
-from aml_identity.kube.cluster import Cluster, KubeError
+from aml_identity.kube.cluster import UNREACHABLE, Cluster
 from aml_identity.reconcile import report
 
 
@@ -38,7 +35,7 @@ async def gather(output: str) -> str:
 def run(output: str) -> int:
     try:
         print(asyncio.run(gather(output)), end="")
-    except (kopf.LoginError, KubeError, aiohttp.ClientError, OSError) as error:
+    except UNREACHABLE as error:
         print(f"aml-identity: reading the cluster: {error}", file=sys.stderr)
         return 1
     return 0

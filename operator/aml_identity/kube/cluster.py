@@ -57,6 +57,11 @@ class KubeError(Exception):
         self.message = message
 
 
+# What reaching the cluster at all can raise (no kubeconfig, unreachable, refused): the
+# read-only commands say it in one line instead of a traceback.
+UNREACHABLE = (kopf.LoginError, KubeError, aiohttp.ClientError, OSError)
+
+
 class ServiceAccountTaken(Exception):
     """The service account carries another WorkloadIdentity's client id (or one set by
     hand): binding it would take it from its owner."""

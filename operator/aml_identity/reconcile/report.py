@@ -27,6 +27,7 @@ from aml_identity.reconcile.binding import scope_id
 from aml_identity.reconcile.conditions import find_condition
 from aml_identity.reconcile.names import definition_guid
 from aml_identity.reconcile.policy import built_in_privilege, ml_role_privilege
+from aml_identity.reconcile.role import counts_text
 
 EXPIRY_WARNING = timedelta(days=30)
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
@@ -271,13 +272,7 @@ def render(report: Report, output: str) -> str:
 
 
 def _role_text(grant: Grant) -> str:
-    ops = grant.operations
-    counts = (
-        f" [read {ops['read']}, write {ops['write']}, delete {ops['delete']}, "
-        f"other {ops['action']}]"
-        if ops
-        else ""
-    )
+    counts = f" [{counts_text(grant.operations)}]" if grant.operations else ""
     return f"{grant.role}{counts} at {grant.scope} ({grant.binding})"
 
 

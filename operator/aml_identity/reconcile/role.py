@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,6 +220,14 @@ def patterns(p: Permissions | RoleDefinition | None) -> frozenset[str]:
         return frozenset()
     every = (*p.actions, *p.not_actions, *p.data_actions, *p.not_data_actions)
     return frozenset(e.lower() for e in every)
+
+
+def counts_text(summary: Mapping[str, Any]) -> str:
+    """`read 4, write 2, delete 0, other 0` from a summary (status.operations)."""
+    return (
+        f"read {summary['read']}, write {summary['write']}, delete {summary['delete']}, "
+        f"other {summary['action']}"
+    )
 
 
 def explain_spec(spec: MLRoleSpec, known: Catalog) -> Explanation:
