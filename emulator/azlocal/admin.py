@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .context import Context, FaultRule, Settings
+from .context import Context, FaultRule
 from .seed import YEAR, make_certificate, make_secret
 from .store import Principal
 
@@ -40,18 +40,8 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def settings_json(settings: Settings) -> dict[str, Any]:
-    """The settings under the camelCase names PATCH takes (and docs/azlocal.md lists)."""
-    return {_camel(name): value for name, value in vars(settings).items()}
-
-
-def _camel(snake: str) -> str:
-    first, *rest = snake.split("_")
-    return first + "".join(word.capitalize() for word in rest)
-
-
 async def get_settings(request: web.Request) -> web.Response:
-    return web.json_response(settings_json(request.app[CTX].settings))
+    return web.json_response(request.app[CTX].settings.as_json())
 
 
 async def patch_settings(request: web.Request) -> web.Response:
@@ -61,7 +51,7 @@ async def patch_settings(request: web.Request) -> web.Response:
     except (KeyError, ValueError, TypeError) as err:
         return web.json_response({"error": {"code": "BadSetting", "message": str(err)}}, status=400)
     ctx.throttle.enabled = ctx.settings.throttling
-    return web.json_response(settings_json(ctx.settings))
+    return web.json_response(ctx.settings.as_json())
 
 
 async def add_fault(request: web.Request) -> web.Response:

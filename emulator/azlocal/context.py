@@ -57,12 +57,22 @@ class Settings:
     server_error_rate: float = 0.0
     reset_rate: float = 0.0
 
+    def as_json(self) -> dict[str, Any]:
+        """The settings under the camelCase names the admin API answers and `update`
+        takes (it takes snake_case too)."""
+        return {_camel(name): value for name, value in vars(self).items()}
+
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
             snake = re.sub(r"(?<!^)([A-Z])", r"_\1", key).lower()
             if not hasattr(self, snake):
                 raise KeyError(key)
             setattr(self, snake, type(getattr(self, snake))(value))
+
+
+def _camel(snake: str) -> str:
+    first, *rest = snake.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 @dataclass
