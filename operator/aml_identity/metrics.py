@@ -34,6 +34,12 @@ POLICY_VIOLATIONS = Gauge(
     "their namespace says enforcement: Audit (1 while the violation lasts).",
     ["kind", "namespace", "name"],
 )
+UNDECLARED_GRANTS = Gauge(
+    "aml_identity_undeclared_grants",
+    "Role assignments to each WorkloadIdentity's principal, within the compared scopes, "
+    "that no MLRoleBinding declares (made by hand or by another tool).",
+    ["namespace", "name"],
+)
 POLICY_DENIALS = Counter(
     "aml_identity_policy_denials_total",
     "Reconciles and admission requests refused by MLAccessPolicy, by kind and where "

@@ -167,6 +167,25 @@ class Settings(BaseSettings):
             "Azure has published an operation newer than this version's catalog."
         ),
     )
+    grant_scopes: list[str] = Field(
+        default_factory=lambda: ["subscription"],
+        description=(
+            "ARM scopes whose role assignments are compared with the MLRoleBindings, to "
+            "find grants to the operator's identities that no binding declares (made by "
+            "hand or by another tool). 'subscription' is the operator's subscription; a "
+            "listing there includes every resource group and resource in it. Read once per "
+            "quarter resync period, shared by every identity. Empty: not looked for."
+        ),
+    )
+    orphan_scan_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description=(
+            "How often to look for Azure objects tagged with this cluster's id whose custom "
+            "resource no longer exists (the aml_identity_orphans metric). 0: never; "
+            "`aml-identity orphans` still looks when asked."
+        ),
+    )
     webhook_port: int = Field(
         default=0,
         ge=0,

@@ -9,6 +9,7 @@ import pytest
 
 from localcluster import LocalCluster
 from support.operator import OperatorProcess
+from support.policies import GUARD_LABEL, Policies
 
 
 @pytest.fixture
@@ -28,3 +29,14 @@ def webhook_down(cluster: LocalCluster, operator: OperatorProcess) -> Iterator[N
             saved["metadata"].pop(key, None)
         cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
         operator.wait_for_webhook()
+
+
+@pytest.fixture
+def guarded(cluster: LocalCluster, bare_namespace: str) -> Iterator[tuple[str, Policies]]:
+    """A namespace only this test's policies select."""
+    cluster.kubectl("label", "namespace", bare_namespace, f"{GUARD_LABEL}={bare_namespace}")
+    policies = Policies(cluster, bare_namespace)
+    try:
+        yield bare_namespace, policies
+    finally:
+        policies.delete_all()

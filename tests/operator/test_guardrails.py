@@ -22,61 +22,22 @@ from support.operator import (
     API,
     OperatorProcess,
     apply,
-    apply_json,
     events,
     get,
     wait_message,
     wait_ready,
     wait_reason,
 )
-from support.policies import GITHUB, policy
+from support.policies import GITHUB, Policies
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
 
-GUARD_LABEL = "aml-tests/guard"
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 WS = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}
 OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 RBAC_ADMIN = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 WS_RULE = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}
-
-
-class Policies:
-    """MLAccessPolicies a test writes for its namespace; deleted afterwards."""
-
-    def __init__(self, cluster: LocalCluster, namespace: str) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.names: set[str] = set()
-
-    def put(self, suffix: str, **spec: Any) -> str:
-        name = f"{self.namespace}-{suffix}"
-        body = policy(
-            name, {"namespaceSelector": {"matchLabels": {GUARD_LABEL: self.namespace}}, **spec}
-        )
-        apply_json(self.cluster, body)
-        self.names.add(name)
-        return name
-
-    def delete(self, name: str) -> None:
-        self.cluster.kubectl("delete", "mlaccesspolicy", name, "--ignore-not-found")
-        self.names.discard(name)
-
-    def delete_all(self) -> None:
-        for name in list(self.names):
-            self.delete(name)
-
-
-@pytest.fixture
-def guarded(cluster: LocalCluster, bare_namespace: str) -> Iterator[tuple[str, Policies]]:
-    """A namespace only this test's policies select."""
-    cluster.kubectl("label", "namespace", bare_namespace, f"{GUARD_LABEL}={bare_namespace}")
-    policies = Policies(cluster, bare_namespace)
-    try:
-        yield bare_namespace, policies
-    finally:
-        policies.delete_all()
 
 
 def body(kind: str, name: str, spec: dict[str, Any], namespace: str | None, **meta: Any) -> str:

@@ -10,10 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.operator import apply_json
 from support.world import SUB
 
 API = "identity.aml.dev/v1alpha1"
 BASELINE_LABEL = "aml-tests/baseline"
+# Namespaces only their own test's policies select (the `guarded` fixture).
+GUARD_LABEL = "aml-tests/guard"
 GITHUB = "https://token.actions.githubusercontent.com"
 
 
@@ -63,3 +67,29 @@ def baseline_policy(azlocal: AzLocal) -> dict[str, Any]:
             "adoption": {"resourceGroups": [{"name": "rg-ml-identities"}]},
         },
     )
+
+
+class Policies:
+    """MLAccessPolicies a test writes for its namespace; deleted afterwards."""
+
+    def __init__(self, cluster: LocalCluster, namespace: str) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.names: set[str] = set()
+
+    def put(self, suffix: str, **spec: Any) -> str:
+        name = f"{self.namespace}-{suffix}"
+        body = policy(
+            name, {"namespaceSelector": {"matchLabels": {GUARD_LABEL: self.namespace}}, **spec}
+        )
+        apply_json(self.cluster, body)
+        self.names.add(name)
+        return name
+
+    def delete(self, name: str) -> None:
+        self.cluster.kubectl("delete", "mlaccesspolicy", name, "--ignore-not-found")
+        self.names.discard(name)
+
+    def delete_all(self) -> None:
+        for name in list(self.names):
+            self.delete(name)

@@ -14,6 +14,7 @@ from aml_identity.api.mlaccesspolicy import MLAccessPolicySpec
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.reconcile.delegation import delegation_condition, principal_types
 from aml_identity.reconcile.policy import (
+    EXCLUSIVE_GRANTS,
     FederationRef,
     IdentityRequest,
     Policy,
@@ -610,3 +611,20 @@ def test_delegation_condition_names_the_allowed_roles() -> None:
     assert "!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})" in text
     with pytest.raises(ValueError, match="deny all"):
         delegation_condition([], types)
+
+
+def test_exclusive_grants_need_a_policy_that_allows_them() -> None:
+    request_ = identity(exclusive_grants=True)
+    denied = check_identity(team_a(), request_, cluster_issuer=ISSUER, vault_hosts=VAULT_HOSTS)
+    assert {d.part for d in denied.denials} == {EXCLUSIVE_GRANTS}  # the identity is allowed
+    assert "spec.identities.exclusiveGrants" in denied.message
+    allowing = {
+        "namespaceSelector": {},
+        "identities": {"exclusiveGrants": True},
+    }
+    allowed = check_identity(
+        team_a(allowing), request_, cluster_issuer=ISSUER, vault_hosts=VAULT_HOSTS
+    )
+    assert allowed.allowed
+    asked_not = check_identity(team_a(), identity(), cluster_issuer=ISSUER, vault_hosts=VAULT_HOSTS)
+    assert asked_not.allowed

@@ -39,6 +39,12 @@ class ApiModel(BaseModel):
     )
 
 
+def scope_within(scope: str, ancestor: str) -> bool:
+    """Whether ARM scope `scope` is `ancestor` or below it (ARM ids ignore case)."""
+    s, a = scope.lower().rstrip("/"), ancestor.lower().rstrip("/")
+    return s == a or s.startswith(a + "/")
+
+
 def cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
     """One `x-kubernetes-validations` entry (a CEL rule the API server enforces)."""
     return {"rule": rule, "message": message, **extra}
@@ -142,6 +148,11 @@ class Reason(StrEnum):
     POLICY_DENIED = "PolicyDenied"
     # The PolicyViolation condition (Audit): allowed to proceed, reported.
     POLICY_VIOLATION = "PolicyViolation"
+    # The UndeclaredGrants condition: role assignments to the identity that no
+    # MLRoleBinding declares (True), none (False), or they could not be listed (Unknown).
+    UNDECLARED_GRANTS = "UndeclaredGrants"
+    ALL_GRANTS_DECLARED = "AllGrantsDeclared"
+    GRANTS_UNREADABLE = "GrantsUnreadable"
 
 
 # Reasons after which the operator keeps retrying on its own and the resource is

@@ -270,6 +270,14 @@ class IdentityRules(ApiModel):
         default=None,
         description="Set to allow servicePrincipal WorkloadIdentities. Absent: not allowed.",
     )
+    exclusive_grants: bool = Field(
+        default=False,
+        description=(
+            "Allow WorkloadIdentities to set spec.exclusiveGrants: the operator then "
+            "deletes role assignments to them that no MLRoleBinding declares, including "
+            "ones a person made by hand. False: such grants are only reported."
+        ),
+    )
 
 
 class FederationRule(ApiModel):

@@ -373,7 +373,26 @@ class WorkloadIdentitySpec(ApiModel):
             "(only the federated credentials this resource added are removed)."
         ),
     )
+    exclusive_grants: bool = Field(
+        default=False,
+        description=(
+            "Remove role assignments to this identity that no MLRoleBinding declares (made "
+            "by hand or by another tool), within the scopes the operator compares "
+            "(AML_IDENTITY_GRANT_SCOPES). Needs an MLAccessPolicy with "
+            "spec.identities.exclusiveGrants: true. False (default): they are only "
+            "reported, in the UndeclaredGrants condition and status.undeclaredGrants."
+        ),
+    )
     management_policy: ManagementPolicy = management_policy_field()
+
+
+class UndeclaredGrant(ApiModel):
+    """A role assignment to this identity that no MLRoleBinding declares."""
+
+    name: str = Field(description="Role assignment name (a GUID).")
+    scope: str = Field(description="ARM scope of the assignment.")
+    role_definition_id: str = Field(description="Role definition id it grants.")
+    condition: str | None = Field(default=None, description="Its ABAC condition, if any.")
 
 
 class CredentialStatus(ApiModel):
@@ -432,6 +451,13 @@ class WorkloadIdentityStatus(CommonStatus):
     )
     credential: WorkloadIdentityCredentialStatus | None = Field(
         default=None, description="Credential facts (servicePrincipal form)."
+    )
+    undeclared_grants: list[UndeclaredGrant] = Field(
+        default_factory=list,
+        description=(
+            "Role assignments to this identity, within the compared scopes, that no "
+            "MLRoleBinding declares (see the UndeclaredGrants condition)."
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.mgmt.authorization.aio import AuthorizationManagementClient
 from azure.mgmt.msi.aio import ManagedServiceIdentityClient
 
+from aml_identity.api.common import scope_within
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
 from aml_identity.azure.errors import AzureFailure, call, maybe
 from aml_identity.azure.observe import Listings
@@ -73,6 +74,9 @@ class Gateway:
     # assignments by scope, and concurrent role-name lookups coalesced.
     _identities: Listings[tuple[str, str], Identity] = field(init=False)
     _assignments: Listings[str, RoleAssignment] = field(init=False)
+    # Role assignments at, above and below a scope (the undeclared-grants comparison):
+    # one listing of a subscription serves every identity.
+    _within: Listings[str, RoleAssignment] = field(init=False)
     _role_lookups: Listings[tuple[str, str], RoleDefinition] = field(init=False)
     pages: ArmPages = field(init=False)  # the listings above, read as plain JSON
 
@@ -83,6 +87,7 @@ class Gateway:
         max_age = self.settings.resync_seconds / 4
         self._identities = Listings(max_age=max_age)
         self._assignments = Listings(max_age=max_age)
+        self._within = Listings(max_age=max_age)
         self._role_lookups = Listings(max_age=0)  # coalesced only, never kept
         self.pages = ArmPages(
             self.credential,
@@ -159,6 +164,19 @@ class Gateway:
         async def run() -> dict[str, Identity]:
             items = self.pages.items(path, MSI_API_VERSION)
             return {item["name"].lower(): _identity_json(item) async for item in items}
+
+        return await call(run)
+
+    async def list_identities(self, sub: str, group: str | None = None) -> list[Identity]:
+        """Every user-assigned identity in a resource group, or in the subscription
+        (`group` None): read fresh, not from the shared listings (for `export`)."""
+        path = f"/subscriptions/{quote(sub, safe='')}"
+        if group is not None:
+            path += f"/resourceGroups/{quote(group, safe='')}"
+        path += "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+
+        async def run() -> list[Identity]:
+            return [_identity_json(item) async for item in self.pages.items(path, MSI_API_VERSION)]
 
         return await call(run)
 
@@ -302,6 +320,29 @@ class Gateway:
         listed = await self._assignments.get(scope.lower(), lambda: self._list_at(scope))
         return list(listed.values())
 
+    async def assignments_within(self, scope: str) -> list[RoleAssignment]:
+        """Every assignment at, above or below `scope`, from a shared listing."""
+        listed = await self._within.get(scope.lower(), lambda: self._list_within(scope))
+        return list(listed.values())
+
+    async def _list_within(self, scope: str) -> dict[str, RoleAssignment]:
+        path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
+
+        async def run() -> dict[str, RoleAssignment]:
+            items = self.pages.items(path, AUTHORIZATION_API_VERSION)
+            return {str(i["name"]).lower(): _assignment_json(i) async for i in items}
+
+        return await call(run)
+
+    def _note_within(self, assignment: RoleAssignment | None, name: str) -> None:
+        """Keep the listings of wider scopes true to the operator's own writes: a deleted
+        assignment still listed would read as a grant nobody declares."""
+        for key in self._within.held():
+            if assignment is None:
+                self._within.drop(key, name)
+            elif scope_within(assignment.scope, key):
+                self._within.put(key, name, assignment)
+
     async def _list_at(self, scope: str) -> dict[str, RoleAssignment]:
         path = f"{scope}/providers/Microsoft.Authorization/roleAssignments"
 
@@ -309,6 +350,20 @@ class Gateway:
             items = self.pages.items(path, AUTHORIZATION_API_VERSION, **{"$filter": "atScope()"})
             found = [_assignment_json(item) async for item in items]
             return {a.name.lower(): a for a in found if a.scope.lower() == scope.lower()}
+
+        return await call(run)
+
+    async def assignments_of_principal(self, scope: str, principal_id: str) -> list[RoleAssignment]:
+        """Every role assignment of one principal at, above or below `scope` (e.g. a
+        subscription), read fresh."""
+        path = f"{scope.rstrip('/')}/providers/Microsoft.Authorization/roleAssignments"
+        escaped = principal_id.replace("'", "''")
+
+        async def run() -> list[RoleAssignment]:
+            items = self.pages.items(
+                path, AUTHORIZATION_API_VERSION, **{"$filter": f"principalId eq '{escaped}'"}
+            )
+            return [_assignment_json(item) async for item in items]
 
         return await call(run)
 
@@ -354,11 +409,13 @@ class Gateway:
                 self._assignments.forget(scope.lower())  # it did not show the grant
             raise
         self._assignments.put(scope.lower(), name, made)
+        self._note_within(made, name)
         return made
 
     async def delete_assignment(self, scope: str, name: str) -> None:
         sub = _subscription(scope, self.settings.subscription_id)
         self._assignments.drop(scope.lower(), name)
+        self._note_within(None, name)
         await call(lambda: self.auth(sub).role_assignments.delete(scope, name))
 
 

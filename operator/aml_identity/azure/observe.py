@@ -71,6 +71,10 @@ class Listings(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._listings)
 
+    def held(self) -> list[K]:
+        """The keys of the listings held now."""
+        return list(self._listings)
+
     def put(self, key: K, name: str, value: V) -> None:
         """An item the operator just wrote (only into a listing already held)."""
         listing = self._listings.get(key)

@@ -6,7 +6,7 @@ import contextlib
 
 from aml_identity.api.common import Reason
 from aml_identity.controllers.outcome import Event, Outcome
-from aml_identity.metrics import POLICY_DENIALS, POLICY_VIOLATIONS
+from aml_identity.metrics import POLICY_DENIALS, POLICY_VIOLATIONS, UNDECLARED_GRANTS
 from aml_identity.reconcile.policy import Verdict
 
 # Outcomes a denial replaces: what was allowed is done, so the denial is the news. Any
@@ -28,10 +28,17 @@ def removed_credential(name: str, excluded: frozenset[str]) -> Event:
     return Event("Normal", "FederatedCredential", f"Removed federated credential {name}")
 
 
-def forget(kind: str, namespace: str, name: str) -> None:
-    """A deleted resource violates nothing any more."""
+def _no_violation(kind: str, namespace: str, name: str) -> None:
     with contextlib.suppress(KeyError):
         POLICY_VIOLATIONS.remove(kind, namespace, name)
+
+
+def forget(kind: str, namespace: str, name: str) -> None:
+    """A deleted resource violates nothing any more (nor holds undeclared grants)."""
+    _no_violation(kind, namespace, name)
+    if kind == "WorkloadIdentity":
+        with contextlib.suppress(KeyError):
+            UNDECLARED_GRANTS.remove(namespace, name)
 
 
 def with_verdict(
@@ -47,7 +54,7 @@ def with_verdict(
         outcome.events.append(Event("Warning", Reason.POLICY_VIOLATION.value, message))
         POLICY_VIOLATIONS.labels(kind, namespace, name).set(1)
     else:
-        forget(kind, namespace, name)
+        _no_violation(kind, namespace, name)
     if not denied:
         return outcome
     POLICY_DENIALS.labels(kind, "reconcile").inc()

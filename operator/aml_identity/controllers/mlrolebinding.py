@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aml_identity.api.common import ManagementPolicy, Reason
+from aml_identity.api.common import ManagementPolicy, Reason, scope_within
 from aml_identity.api.mlrole import MLRoleSpec
 from aml_identity.api.mlrolebinding import AssignmentStatus, MLRoleBinding, Subject
 from aml_identity.api.observed import RoleAssignment, RoleDefinition
@@ -52,11 +52,6 @@ class Waiting(Exception):
 
 class Invalid(Exception):
     """The spec refers to something that cannot work: Ready=False, InvalidSpec."""
-
-
-def _within(scope: str, ancestor: str) -> bool:
-    s, a = scope.lower().rstrip("/"), ancestor.lower().rstrip("/")
-    return s == a or s.startswith(a + "/")
 
 
 @dataclass(frozen=True)
@@ -123,7 +118,7 @@ async def resolve_role(
     if role.ml_role is not None:
         ml_role = await _ready_dependency(deps, dependent, "mlroles", None, role.ml_role)
         scopes = ml_role["spec"].get("assignableScopes", [])
-        if not any(_within(scope, s) for s in scopes):
+        if not any(scope_within(scope, s) for s in scopes):
             raise Invalid(
                 f"scope {scope} is outside the assignable scopes of MLRole {role.ml_role} "
                 f"({', '.join(scopes)})"

@@ -12,6 +12,7 @@ from aml_identity.azure.gateway import Gateway
 from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.waiters import Waiters
 from aml_identity.kube.cluster import Cluster, KubeError
+from aml_identity.reconcile.grants import GrantScan
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
 
@@ -44,6 +45,9 @@ class Outcome:
     # A failure the error table calls permanent: retried (slowly) only in case a person
     # fixes it meanwhile; the result metric counts it as failed, not waiting.
     permanent: bool = False
+    # A WorkloadIdentity's comparison of its role assignments with the bindings (the
+    # UndeclaredGrants condition); None: not compared this time, the condition stays.
+    grants: GrantScan | None = None
 
     @classmethod
     def from_kube_error(cls, error: KubeError, doing: str) -> Outcome:

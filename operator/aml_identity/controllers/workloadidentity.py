@@ -10,7 +10,7 @@ from aml_identity.api.common import ManagementPolicy, Reason
 from aml_identity.api.observed import FederatedCredential, Identity
 from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.azure.errors import AzureFailure, gone, nothing_to_find
-from aml_identity.controllers import serviceprincipal
+from aml_identity.controllers import grants, serviceprincipal
 from aml_identity.controllers.guard import removed_credential, revoked, with_verdict
 from aml_identity.controllers.outcome import Deps, Event, Outcome, Progress, kept_on_delete
 from aml_identity.kube.cluster import TRIGGER_ANNOTATION, KubeError, ServiceAccountTaken
@@ -26,7 +26,13 @@ from aml_identity.reconcile.identity import (
     plan_identity,
 )
 from aml_identity.reconcile.names import ADOPT_ANNOTATION, ADOPTABLE_TAG, TAG_PREFIX
-from aml_identity.reconcile.policy import FederationRef, IdentityRequest, Verdict, check_identity
+from aml_identity.reconcile.policy import (
+    EXCLUSIVE_GRANTS,
+    FederationRef,
+    IdentityRequest,
+    Verdict,
+    check_identity,
+)
 
 KIND = "WorkloadIdentity"
 
@@ -90,6 +96,7 @@ def identity_request(
             for f in spec.federated_credentials
         ),
         adopt=adopt and mi is not None,
+        exclusive_grants=spec.exclusive_grants,
     )
 
 
@@ -134,7 +141,38 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
     if revoked is not None:
         outcome.events = revoked.events + outcome.events
         outcome.azure_writes += revoked.azure_writes
+    if outcome.reason in (Reason.RECONCILED, Reason.DRIFT_DETECTED):
+        await _compare_grants(deps, resource, owner, outcome, verdict)
     return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
+
+
+async def _compare_grants(
+    deps: Deps, resource: WorkloadIdentity, owner: Owner, outcome: Outcome, verdict: Verdict
+) -> None:
+    """Undeclared grants, once the identity exists (controllers/grants.py)."""
+    principal = outcome.status.get("principalId") or (
+        resource.status.principal_id if resource.status else None
+    )
+    if not principal:
+        return
+    kept_because: str | None = None
+    if resource.spec.exclusive_grants:
+        if verdict.denies(EXCLUSIVE_GRANTS):
+            kept_because = "no MLAccessPolicy allows spec.exclusiveGrants"
+        elif resource.spec.management_policy == ManagementPolicy.OBSERVE:
+            kept_because = "managementPolicy is Observe"
+        elif not deps.manage:
+            kept_because = "planning only"
+    scan, done = await grants.compare(
+        deps,
+        namespace=owner.namespace,
+        name=owner.name,
+        principal_id=str(principal),
+        reported=[g.name for g in resource.status.undeclared_grants] if resource.status else [],
+        remove=resource.spec.exclusive_grants and kept_because is None,
+        kept_because=kept_because,
+    )
+    grants.apply(outcome, scan, done)
 
 
 async def _reconcile(

@@ -18,7 +18,8 @@ from aml_identity.controllers.outcome import Deps, Event, Outcome
 from aml_identity.kube.cluster import KubeError
 from aml_identity.locks import KeyedLocks
 from aml_identity.metrics import LAST_SYNC, RECONCILE_SECONDS, RECONCILES
-from aml_identity.reconcile.conditions import set_policy_violation, set_ready
+from aml_identity.reconcile.conditions import set_finding, set_policy_violation, set_ready
+from aml_identity.reconcile.grants import UNDECLARED_GRANTS
 from aml_identity.reconcile.policy import PolicyBook
 from aml_identity.reconcile.schedule import Schedule
 
@@ -210,6 +211,11 @@ def write_status(outcome: Outcome, body: Mapping[str, Any], patch: kopf.Patch) -
     conditions = set_policy_violation(
         conditions, outcome.policy_violation, observed_generation=generation
     )
+    if outcome.grants is not None:
+        found = outcome.grants.condition() if outcome.grants.scopes else None
+        conditions = set_finding(
+            conditions, UNDECLARED_GRANTS, found, observed_generation=generation
+        )
     wanted: dict[str, Any] = {
         **outcome.status,
         "observedGeneration": generation,

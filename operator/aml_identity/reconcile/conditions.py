@@ -101,6 +101,30 @@ def set_policy_violation(
     )
 
 
+def set_finding(
+    conditions: Sequence[Condition],
+    type_: str,
+    finding: tuple[ConditionStatus, Reason, str] | None,
+    *,
+    observed_generation: int | None,
+    clock: Clock = utc_now,
+) -> list[Condition]:
+    """A condition that reports what a look found (status, reason, message), such as
+    UndeclaredGrants; None: not looked for, so absent."""
+    if finding is None:
+        return [c for c in conditions if c.type != type_]
+    status, reason, message = finding
+    return set_condition(
+        conditions,
+        type_=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        observed_generation=observed_generation,
+        clock=clock,
+    )
+
+
 def ready_status_for(reason: Reason) -> ConditionStatus:
     if reason is Reason.RECONCILED:
         return ConditionStatus.TRUE

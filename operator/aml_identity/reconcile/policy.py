@@ -459,6 +459,11 @@ class FederationRef:
     audiences: tuple[str, ...] = (TOKEN_EXCHANGE_AUDIENCE,)
 
 
+# The part of an identity a denial of spec.exclusiveGrants names: only the removal of
+# undeclared grants is withheld, the identity itself is unaffected.
+EXCLUSIVE_GRANTS = "exclusiveGrants"
+
+
 @dataclass(frozen=True)
 class IdentityRequest:
     """What a WorkloadIdentity asks for."""
@@ -473,6 +478,7 @@ class IdentityRequest:
     key_vault_url: str | None = None
     federated: tuple[FederationRef, ...] = ()
     adopt: bool = False
+    exclusive_grants: bool = False
 
 
 def key_vault_url_problem(url: str, vault_hosts: Sequence[str]) -> str | None:
@@ -563,6 +569,15 @@ def check_identity(
             )
     if request.service_principal:
         denials += _service_principal_denials(policy_set, request)
+    if request.exclusive_grants and not any(s.identities.exclusive_grants for s in specs):
+        denials.append(
+            Denial(
+                EXCLUSIVE_GRANTS,
+                f"namespace {ns} may not remove role assignments it did not declare "
+                f"(spec.exclusiveGrants): no MLAccessPolicy selecting {ns} sets "
+                "spec.identities.exclusiveGrants; undeclared grants are only reported",
+            )
+        )
     for fed in request.federated:
         if normal_issuer(fed.issuer) == own_issuer:
             continue

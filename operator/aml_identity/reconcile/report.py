@@ -30,6 +30,8 @@ from aml_identity.reconcile.policy import built_in_privilege, ml_role_privilege
 from aml_identity.reconcile.role import counts_text
 
 EXPIRY_WARNING = timedelta(days=30)
+# The binding column of a grant no MLRoleBinding declares (csv, markdown).
+UNDECLARED = "(undeclared)"
 FORMATS = ("table", "json", "yaml", "csv", "markdown")
 # Most serious first: the order findings are listed in.
 SEVERITY = {
@@ -39,6 +41,7 @@ SEVERITY = {
     "CredentialExpiring": 3,
     "NoBinding": 4,
     "NoUser": 5,
+    "UndeclaredGrant": 6,
 }
 
 
@@ -49,6 +52,15 @@ class Grant:
     binding: str  # namespace/name of the MLRoleBinding that declares it
     privileged: str | None = None  # why the role is privileged
     operations: dict[str, Any] | None = None  # an MLRole's status.operations
+
+
+@dataclass(frozen=True)
+class Undeclared:
+    """A role assignment to the identity that no MLRoleBinding declares (its status)."""
+
+    role_definition_id: str
+    scope: str
+    assignment: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,7 @@ class Identity:
     grants: list[Grant] = field(default_factory=list)
     service_accounts: list[str] = field(default_factory=list)
     pods: list[str] = field(default_factory=list)
+    undeclared: list[Undeclared] = field(default_factory=list)
     # Signs in from outside the cluster: a credential, or a federation with another issuer.
     external: bool = False
 
@@ -198,6 +211,10 @@ def _identity(
         grants=grants.get(f"{namespace}/{name}", []),
         service_accounts=accounts,
         pods=sorted(p for a in accounts for p in running.get((namespace, a), [])),
+        undeclared=[
+            Undeclared(g.role_definition_id, g.scope, g.name)
+            for g in (status.undeclared_grants if status else [])
+        ],
         external=bool(credential and credential.kind) or bool(spec.federated_credentials),
     )
 
@@ -239,6 +256,15 @@ def _findings(entry: Identity, now: datetime) -> list[Finding]:
         # Used outside the cluster (a credential, a federation with another issuer): no
         # Pod here says whether it is in use.
         found.append(Finding("NoUser", entry.ref, "no running Pod uses it"))
+    for extra in entry.undeclared:
+        found.append(
+            Finding(
+                "UndeclaredGrant",
+                entry.ref,
+                f"holds role {definition_guid(extra.role_definition_id)} at {extra.scope} "
+                f"(assignment {extra.assignment}), declared by no MLRoleBinding",
+            )
+        )
     return found
 
 
@@ -280,7 +306,10 @@ def _rows(report: Report) -> list[dict[str, str]]:
     """One row per identity and grant (an identity without grants has one row)."""
     rows = []
     for entry in report.identities:
-        grants: list[Grant | None] = [*entry.grants] or [None]
+        grants: list[Grant | None] = [
+            *entry.grants,
+            *(Grant(u.role_definition_id, u.scope, UNDECLARED) for u in entry.undeclared),
+        ] or [None]
         for grant in grants:
             rows.append(
                 {
@@ -337,6 +366,11 @@ def _table(report: Report) -> str:
         lines += [f"  federation   {f.subject} ({f.issuer})" for f in entry.federations]
         lines += [f"  role         {_role_text(g)}" for g in entry.grants] or [
             "  role         none"
+        ]
+        lines += [
+            f"  undeclared   role {definition_guid(u.role_definition_id)} at {u.scope} "
+            f"(assignment {u.assignment})"
+            for u in entry.undeclared
         ]
         lines.append(f"  used by      {', '.join(entry.pods) or 'no running Pod'}")
     return "\n".join(lines) + "\n"

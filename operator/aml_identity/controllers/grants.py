@@ -1,0 +1,118 @@
+"""Undeclared grants of a WorkloadIdentity: list the role assignments to its principal
+at the compared scopes, find those no MLRoleBinding declares, report them (condition,
+event, metric) and, with spec.exclusiveGrants and a policy that allows it, remove them.
+
+A binding declares an assignment when it records it (status.assignments: made by it,
+shared, or adopted) or when the assignment's description names a live binding (one
+that made it and has not recorded it yet). The in-process record (Holders, from the
+watch) answers first; only what it cannot account for is checked against the bindings
+in the cluster, so a binding the watch has not delivered yet is never taken for absent.
+"""
+
+from __future__ import annotations
+
+from aml_identity.api.observed import RoleAssignment
+from aml_identity.azure.errors import AzureFailure
+from aml_identity.controllers.outcome import Deps, Event, Outcome, Progress
+from aml_identity.kube.cluster import KubeError
+from aml_identity.metrics import UNDECLARED_GRANTS
+from aml_identity.reconcile.grants import GrantScan, describe, newly_found, scan_scopes, undeclared
+from aml_identity.reconcile.names import assignment_owner
+
+BINDINGS = "mlrolebindings"
+
+
+async def compare(
+    deps: Deps,
+    *,
+    namespace: str,
+    name: str,
+    principal_id: str,
+    reported: list[str],
+    remove: bool,
+    kept_because: str | None = None,
+) -> tuple[GrantScan, Progress]:
+    """`reported`: the names status.undeclaredGrants lists (already announced).
+    `remove`: delete what is undeclared (spec.exclusiveGrants, allowed, managed);
+    otherwise `kept_because` says why not, when it was asked for."""
+    done = Progress()
+    scopes = scan_scopes(deps.settings.grant_scopes, deps.settings.subscription_id)
+    if not scopes:
+        return GrantScan(scopes), done
+    try:
+        listed = [a for scope in scopes for a in await deps.gateway.assignments_within(scope)]
+        held = deps.assignment_holders
+        found = undeclared(listed, principal_id, lambda a: bool(held.get(a.name)))
+        if found:
+            found = await _not_in_cluster(deps, found)
+    except (AzureFailure, KubeError) as error:
+        return GrantScan(scopes, unreadable=str(error)), done
+    new = newly_found(reported, found)
+    if new:
+        done.note(
+            "UndeclaredGrant",
+            f"{len(new)} role assignment(s) to this identity are declared by no "
+            "MLRoleBinding: " + "; ".join(describe(a) for a in new),
+            warning=True,
+        )
+    removed: list[RoleAssignment] = []
+    if remove:
+        for assignment in found:
+            try:
+                await deps.gateway.delete_assignment(assignment.scope, assignment.name)
+            except AzureFailure as failure:
+                done.note(
+                    "UndeclaredGrant",
+                    f"cannot remove undeclared role assignment {assignment.name}: {failure}",
+                    warning=True,
+                )
+                continue
+            removed.append(assignment)
+            done.wrote(
+                Event(
+                    "Warning",
+                    "RemovedUndeclaredGrant",
+                    f"Removed {describe(assignment)}: no MLRoleBinding declares it and "
+                    "spec.exclusiveGrants is true",
+                )
+            )
+    left = tuple(a for a in found if a not in removed)
+    UNDECLARED_GRANTS.labels(namespace, name).set(len(left))
+    scan = GrantScan(
+        scopes,
+        undeclared=left,
+        removed=tuple(removed),
+        kept_because=kept_because if left else None,
+    )
+    return scan, done
+
+
+async def _not_in_cluster(deps: Deps, candidates: list[RoleAssignment]) -> list[RoleAssignment]:
+    """Those of `candidates` no MLRoleBinding in the cluster records or names as maker."""
+    cluster, namespaces = deps.cluster, deps.settings.namespaces
+    if namespaces:
+        bindings = [b for ns in namespaces for b in await cluster.list_custom(BINDINGS, ns)]
+    else:
+        bindings = await cluster.list_cluster_custom(BINDINGS)
+    recorded = {
+        str(a.get("name", "")).lower()
+        for b in bindings
+        for a in (b.get("status") or {}).get("assignments") or []
+    }
+    live = {str(b["metadata"].get("uid", "")).lower() for b in bindings}
+
+    def declared(assignment: RoleAssignment) -> bool:
+        maker = assignment_owner(assignment.description)
+        return assignment.name.lower() in recorded or (maker is not None and maker.uid in live)
+
+    return [a for a in candidates if not declared(a)]
+
+
+def apply(outcome: Outcome, scan: GrantScan, done: Progress) -> None:
+    """Put the comparison into the identity's outcome: the condition, the status list
+    (kept as it was when the assignments could not be listed), events and writes."""
+    outcome.grants = scan
+    if scan.unreadable is None:
+        outcome.status["undeclaredGrants"] = scan.status()
+    outcome.events += done.events
+    outcome.azure_writes += done.writes

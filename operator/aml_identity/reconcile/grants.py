@@ -1,0 +1,127 @@
+"""Undeclared grants: role assignments to an identity the operator manages that no
+MLRoleBinding declares (made by hand, or by another tool).
+
+Git is meant to hold every grant; this is where the operator says when Azure disagrees.
+Pure: what counts as declared is decided by the caller (the bindings' records), and this
+module sorts the assignments, says what is new since the last look, and words the
+condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from aml_identity.api.common import ConditionStatus, Reason, scope_within
+from aml_identity.api.observed import RoleAssignment
+from aml_identity.reconcile.names import definition_guid
+
+# The condition's type on a WorkloadIdentity.
+UNDECLARED_GRANTS = "UndeclaredGrants"
+# Listed in the condition's message at most; status.undeclaredGrants has them all.
+SHOWN = 5
+
+
+def scan_scopes(configured: Sequence[str], subscription: str) -> tuple[str, ...]:
+    """The ARM scopes to list, from AML_IDENTITY_GRANT_SCOPES ('subscription' is the
+    operator's own); duplicates and scopes inside another listed scope are dropped (a
+    listing includes everything below its scope)."""
+    scopes = []
+    for value in configured:
+        value = value.strip().rstrip("/")
+        if not value:
+            continue
+        scopes.append(f"/subscriptions/{subscription}" if value == "subscription" else value)
+    kept: list[str] = []
+    for scope in sorted(scopes, key=len):  # stable: the first of equals is kept
+        if not any(scope_within(scope, outer) for outer in kept):
+            kept.append(scope)
+    return tuple(kept)
+
+
+def undeclared(
+    assignments: Iterable[RoleAssignment],
+    principal_id: str,
+    declared: Callable[[RoleAssignment], bool],
+) -> list[RoleAssignment]:
+    """The assignments to `principal_id` that `declared` does not account for, once each,
+    in a stable order (scope, then role)."""
+    found: dict[str, RoleAssignment] = {}
+    for assignment in assignments:
+        if assignment.principal_id.lower() != principal_id.lower():
+            continue
+        if not declared(assignment):
+            found.setdefault(assignment.name.lower(), assignment)
+    return sorted(
+        found.values(), key=lambda a: (a.scope.lower(), definition_guid(a.role_definition_id))
+    )
+
+
+def newly_found(previous: Iterable[str], found: Iterable[RoleAssignment]) -> list[RoleAssignment]:
+    """Those not already reported (by name): each finding gets one event, not one per look."""
+    known = {name.lower() for name in previous}
+    return [a for a in found if a.name.lower() not in known]
+
+
+def describe(assignment: RoleAssignment) -> str:
+    return (
+        f"role {definition_guid(assignment.role_definition_id)} at {assignment.scope} "
+        f"(assignment {assignment.name})"
+    )
+
+
+@dataclass(frozen=True)
+class GrantScan:
+    """One comparison of an identity's role assignments with the bindings."""
+
+    scopes: tuple[str, ...]
+    undeclared: tuple[RoleAssignment, ...] = ()
+    removed: tuple[RoleAssignment, ...] = ()
+    # Why the assignments could not be listed (e.g. no read permission at a scope).
+    unreadable: str | None = None
+    # Why undeclared grants are kept though spec.exclusiveGrants asks to remove them.
+    kept_because: str | None = None
+
+    def condition(self) -> tuple[ConditionStatus, Reason, str]:
+        where = ", ".join(self.scopes)
+        if self.unreadable is not None:
+            return (
+                ConditionStatus.UNKNOWN,
+                Reason.GRANTS_UNREADABLE,
+                f"cannot list the role assignments at {where}: {self.unreadable}",
+            )
+        removed = (
+            f"; removed {len(self.removed)} (spec.exclusiveGrants): "
+            + "; ".join(describe(a) for a in self.removed[:SHOWN])
+            if self.removed
+            else ""
+        )
+        if not self.undeclared:
+            return (
+                ConditionStatus.FALSE,
+                Reason.ALL_GRANTS_DECLARED,
+                f"every role assignment to this identity at {where} is declared by an "
+                f"MLRoleBinding{removed}",
+            )
+        shown = "; ".join(describe(a) for a in self.undeclared[:SHOWN])
+        more = len(self.undeclared) - SHOWN
+        more_text = f"; and {more} more (status.undeclaredGrants)" if more > 0 else ""
+        kept = f"; kept: {self.kept_because}" if self.kept_because else ""
+        return (
+            ConditionStatus.TRUE,
+            Reason.UNDECLARED_GRANTS,
+            f"{len(self.undeclared)} role assignment(s) to this identity at {where} are "
+            f"declared by no MLRoleBinding: {shown}{more_text}{removed}{kept}",
+        )
+
+    def status(self) -> list[dict[str, str]]:
+        """status.undeclaredGrants (camelCase, as the API server stores it)."""
+        return [
+            {
+                "name": a.name,
+                "scope": a.scope,
+                "roleDefinitionId": a.role_definition_id,
+                **({"condition": a.condition} if a.condition else {}),
+            }
+            for a in self.undeclared
+        ]

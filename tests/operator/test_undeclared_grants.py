@@ -1,0 +1,179 @@
+"""Undeclared grants: a role assignment to an identity the operator manages that no
+MLRoleBinding declares is reported (condition, one event, metric, the access report), and
+removed with spec.exclusiveGrants once an MLAccessPolicy allows it; declared grants and
+other principals' assignments are never touched."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.azure import admin_credential, authorization_client
+from support.operator import OperatorProcess, apply, events, get, wait_ready
+from support.policies import Policies
+from support.poll import wait_until
+from support.world import RG_IDENTITIES, RG_ML, SUB, WORKSPACE
+
+READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
+ROLES = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/"
+
+
+def grants_condition(cluster: LocalCluster, name: str, namespace: str) -> dict[str, Any]:
+    obj = get(cluster, "wid", name, namespace) or {}
+    found = [
+        c
+        for c in (obj.get("status") or {}).get("conditions", [])
+        if c["type"] == "UndeclaredGrants"
+    ]
+    return found[0] if found else {}
+
+
+def wait_grants(
+    cluster: LocalCluster, name: str, namespace: str, status: str, what: str
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        found = grants_condition(cluster, name, namespace)
+        return found if found.get("status") == status else None
+
+    return wait_until(probe, timeout=45, what=what)
+
+
+def resyncs(operator: OperatorProcess, namespace: str, name: str) -> int:
+    """How many times the operator has compared the identity with Azure (its log line)."""
+    return operator.logs().count(f"WorkloadIdentity {namespace}/{name}: Reconciled")
+
+
+def metric(operator: OperatorProcess, namespace: str, name: str) -> float | None:
+    for line in operator.metrics().splitlines():
+        labels, _, value = line.rpartition(" ")
+        if labels.startswith("aml_identity_undeclared_grants{") and all(
+            f'{key}="{v}"' in labels for key, v in (("namespace", namespace), ("name", name))
+        ):
+            return float(value)
+    return None
+
+
+def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    guarded: tuple[str, Policies],
+) -> None:
+    namespace, policies = guarded
+    allowed: dict[str, Any] = {
+        "scopes": [{"resourceGroup": {"name": "rg-ml"}}],
+        "roles": [{"builtIn": ["Reader"]}],
+        "identities": {"managedIdentities": [{"resourceGroup": RG_IDENTITIES}]},
+    }
+    policies.put("team", **allowed)
+    mi = {"managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}}
+    apply(cluster, "WorkloadIdentity", "tracked", mi, namespace)
+    binding = {
+        "role": {"builtIn": "Reader"},
+        "subjects": [{"workloadIdentity": "tracked"}],
+        "scope": {"resourceGroup": {"name": "rg-ml"}},
+    }
+    apply(cluster, "MLRoleBinding", "declared", binding, namespace)
+    principal = wait_ready(cluster, "wid", "tracked", namespace)["status"]["principalId"]
+    [declared] = wait_ready(cluster, "mlrb", "declared", namespace)["status"]["assignments"]
+
+    # The binding's own grant is declared: nothing to report.
+    clean = wait_grants(cluster, "tracked", namespace, "False", "UndeclaredGrants=False")
+    assert clean["reason"] == "AllGrantsDeclared"
+
+    # Someone grants the identity more by hand, at the workspace.
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    by_hand = str(uuid.uuid4())
+    admin.role_assignments.create(
+        WORKSPACE,
+        by_hand,
+        {
+            "role_definition_id": ROLES + DATA_SCIENTIST,
+            "principal_id": principal,
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    found = wait_grants(cluster, "tracked", namespace, "True", "UndeclaredGrants=True")
+    assert found["reason"] == "UndeclaredGrants"
+    assert by_hand in found["message"]
+    assert WORKSPACE in found["message"]
+    assert declared["name"] not in found["message"]
+    status = (get(cluster, "wid", "tracked", namespace) or {})["status"]
+    assert status["undeclaredGrants"] == [
+        {"name": by_hand, "scope": WORKSPACE, "roleDefinitionId": ROLES + DATA_SCIENTIST}
+    ]
+    assert status["conditions"][0]["type"] == "Ready"
+    assert status["conditions"][0]["status"] == "True"  # reported, not a failure
+    assert metric(operator, namespace, "tracked") == 1.0
+
+    # One event per new finding, not one per resync (the operator resyncs every 5 s).
+    looked = resyncs(operator, namespace, "tracked")
+    wait_until(
+        lambda: resyncs(operator, namespace, "tracked") >= looked + 2,
+        timeout=30,
+        what="two more resyncs of the identity",
+    )
+    warnings = [
+        m
+        for t, r, m in events(cluster, namespace, "tracked")
+        if t == "Warning" and r == "UndeclaredGrant"
+    ]
+    assert len(warnings) == 1, warnings
+    assert by_hand in warnings[0]
+
+    # The access report lists it.
+    report = json.loads(operator.cli("report", "-o", "json").stdout)
+    mine = [f for f in report["findings"] if f["identity"] == f"{namespace}/tracked"]
+    assert [f["kind"] for f in mine if f["kind"] == "UndeclaredGrant"] == ["UndeclaredGrant"]
+
+    # exclusiveGrants needs a policy that allows it: refused at apply without one.
+    exclusive = {**mi, "exclusiveGrants": True}
+    refused = cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        input=json.dumps(
+            {
+                "apiVersion": "identity.aml.dev/v1alpha1",
+                "kind": "WorkloadIdentity",
+                "metadata": {"name": "tracked", "namespace": namespace},
+                "spec": exclusive,
+            }
+        ),
+    )
+    assert refused.returncode != 0
+    assert "spec.identities.exclusiveGrants" in refused.stderr, refused.stderr
+
+    # Allowed: the hand-made grant goes; the declared one and the identity stay.
+    policies.put(
+        "team", **{**allowed, "identities": {**allowed["identities"], "exclusiveGrants": True}}
+    )
+    apply(cluster, "WorkloadIdentity", "tracked", exclusive, namespace)
+
+    def removed() -> bool:
+        try:
+            admin.role_assignments.get(WORKSPACE, by_hand)
+        except ResourceNotFoundError:
+            return True
+        return False
+
+    wait_until(removed, timeout=45, what="the undeclared grant to be removed")
+    wait_grants(cluster, "tracked", namespace, "False", "UndeclaredGrants=False again")
+    assert admin.role_assignments.get(RG_ML, declared["name"]).principal_id == principal
+    assert any(
+        t == "Warning" and r == "RemovedUndeclaredGrant" and by_hand in m
+        for t, r, m in events(cluster, namespace, "tracked")
+    )
+    wait_until(
+        lambda: metric(operator, namespace, "tracked") == 0.0,
+        timeout=15,
+        what="the metric to drop to 0",
+    )
+    assert (get(cluster, "wid", "tracked", namespace) or {})["status"]["undeclaredGrants"] == []
