@@ -97,6 +97,35 @@ def main(argv: list[str] | None = None) -> int:
     access.add_argument(
         "-o", "--output", choices=["table", "json", "yaml", "csv", "markdown"], default="table"
     )
+    exporting = commands.add_parser(
+        "export",
+        help="write manifests that adopt what already exists in Azure (reads only)",
+        description=(
+            "Writes WorkloadIdentities (with adoption), MLRoleBindings and MLRoles for the "
+            "user-assigned identities in a scope, their federated credentials, their role "
+            "assignments and the custom roles those use, so that applying them changes "
+            "nothing in Azure. Prints on stderr what the adoption needs: an MLAccessPolicy "
+            "allowing it (suggested, never applied) and the owners' consent tags."
+        ),
+    )
+    exporting.add_argument(
+        "--scope",
+        required=True,
+        help=(
+            "a resource group (/subscriptions/<s>/resourceGroups/<rg>, or its bare name in "
+            "the operator's subscription), a workspace or other resource id, or a "
+            "subscription (/subscriptions/<s>)"
+        ),
+    )
+    exporting.add_argument(
+        "-n", "--namespace", required=True, help="namespace of the WorkloadIdentities and bindings"
+    )
+    exporting.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        help="write one file per object (<kind>-<name>.yaml) here instead of to stdout",
+    )
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
@@ -115,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         from aml_identity.handlers import report
 
         return report.run(args.output)
+    if args.command == "export":
+        return _export(args.scope, args.namespace, args.output_dir)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")
@@ -159,6 +190,16 @@ def _condition(scope: str | None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = _settings()
     return 1 if settings is None else condition.run(settings, scope)
+
+
+def _export(scope: str, namespace: str, out_dir: Path | None) -> int:
+    import logging
+
+    from aml_identity.handlers import export
+
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    settings = _settings()
+    return 1 if settings is None else export.run(settings, scope, namespace, out_dir)
 
 
 def _explain(role: str | None, files: list[Path], scope: str | None, output: str) -> int:

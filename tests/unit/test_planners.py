@@ -205,9 +205,41 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
         consent="ml-team/trainer",
     )
     assert adopted.blocked is None
-    # The owner's tags stay and ours are added; their credentials are never deleted.
-    assert adopted.tags == {**consenting.tags, **desired.tags}
+    # Adoption writes nothing by itself: the owner's tags stay exactly as they are (no
+    # ownership tags are added); their credentials are never deleted.
+    assert adopted.tags is None
+    assert adopted.empty
     assert adopted.delete_credentials == ()
+    # Afterwards the identity is recognised by the principal recorded in the status (and
+    # its consent tag), still without our tags.
+    again = plan_identity(
+        desired,
+        consenting,
+        [theirs_credential],
+        owner_uid="uid-1",
+        adopt=False,
+        consent="ml-team/trainer",
+        known_principal="principal",
+    )
+    assert again.blocked is None
+    assert again.empty
+    # Tags the spec asks for are added to the owner's, and only those.
+    tagged = desired_identity(
+        spec(
+            managedIdentity={
+                "resourceGroup": "rg-id",
+                "location": "westeurope",
+                "tags": {"team": "ml"},
+            }
+        ),
+        OWNER,
+        default_subscription="s",
+        issuer=ISSUER,
+    )
+    retagged = plan_identity(
+        tagged, consenting, [], owner_uid="uid-1", adopt=True, consent="ml-team/trainer"
+    )
+    assert retagged.tags == {**consenting.tags, "team": "ml"}
     nothing = plan_identity(desired, None, [], owner_uid="uid-1", adopt=True, consent="x/y")
     assert nothing.blocked is not None
     assert "nothing to adopt" in nothing.blocked[1]
@@ -494,6 +526,26 @@ def test_role_plan() -> None:
     assert adopted.guid == "g2"
     builtin = plan_role(ROLE, "g1", None, definition("g3", role_type="BuiltInRole"), adopt=True)
     assert builtin.blocked is not None
+
+
+def test_adopting_a_role_as_it_is_writes_nothing() -> None:
+    """A custom role made by hand has no operator marker in its description: adopting
+    it with the same name, description, permissions and scopes puts nothing, then or on
+    any later resync; a change later keeps the description unmarked."""
+    described = ROLE.model_copy(update={"description": "Reads endpoints."})
+    theirs = replace(definition("g2"), description="Reads endpoints.")
+    adopted = plan_role(described, "g1", None, theirs, adopt=True)
+    assert (adopted.guid, adopted.put, adopted.marked) == ("g2", False, False)
+    later = plan_role(described, "g2", theirs, None, adopt=True, adopted=True)
+    assert not later.put
+    assert plan_role(described, "g2", theirs, None, adopt=True, adopted=False).put
+    changed = plan_role(
+        described, "g2", replace(theirs, actions=("*/read",)), None, adopt=True, adopted=True
+    )
+    assert changed.put
+    assert not changed.marked
+    assert definition_body(described, marked=False)["description"] == "Reads endpoints."
+    assert definition_body(described)["description"].endswith("[managed by aml-identity-operator]")
 
 
 # --- error table ---------------------------------------------------------------------

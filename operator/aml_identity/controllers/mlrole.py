@@ -58,7 +58,9 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
             )
     operations = explain_spec(role.spec, catalog()).summary()
     adopt = body["metadata"].get("annotations", {}).get(ADOPT_ANNOTATION) == "true"
-    plan = plan_role(role.spec, guid, observed, same_name, adopt=adopt)
+    # A role recorded under another GUID than the one this MLRole creates was adopted.
+    adopted = guid != role_definition_name(deps.settings.cluster_id, body["metadata"]["name"])
+    plan = plan_role(role.spec, guid, observed, same_name, adopt=adopt, adopted=adopted)
     if plan.blocked:
         reason, message = plan.blocked
         return Outcome(reason, message, events=[Event("Warning", reason.value, message)])
@@ -85,7 +87,7 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         )
     try:
         written = await deps.gateway.put_role_definition(
-            scope, plan.guid, definition_body(role.spec)
+            scope, plan.guid, definition_body(role.spec, marked=plan.marked)
         )
     except AzureFailure as failure:
         return Outcome.from_failure(failure, f"writing custom role '{role.spec.role_name}'")

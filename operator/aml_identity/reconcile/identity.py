@@ -158,9 +158,13 @@ def plan_identity(
     identity with that principal is the one it created, even if its tags were stripped.
 
     Adoption needs two parties: `adopt` (the resource asks and a policy allows it) and the
-    identity's own tag aml-identity.adoptable-by=<consent> (its owner agrees). An adopted
-    identity keeps its tags (ours are added) and its federated credentials (only those in
-    `made_credentials`, which this resource made, are ever removed).
+    identity's own tag aml-identity.adoptable-by=<consent> (its owner agrees). Adopting
+    writes nothing by itself: an adopted identity keeps exactly its own tags, plus those
+    spec.managedIdentity.tags asks for (the operator's ownership tags are not added), and
+    its federated credentials (only those in `made_credentials`, which this resource made,
+    are ever removed). It is recognised afterwards by the principal id the resource
+    records in its status (`known_principal`) and by the consent tag, which its owner
+    keeps.
 
     `observed_credentials` None: they were not read this time (a resync that skips
     them), so no credential change is planned for an identity that exists."""
@@ -190,8 +194,11 @@ def plan_identity(
                 )
             )
         if ADOPTABLE_TAG in observed.tags:
-            # Adopted: the owner's tags stay, ours are added; their credentials stay.
-            desired = replace(desired, tags={**observed.tags, **desired.tags})
+            # Adopted: the owner's tags stay as they are, with only what the spec asks
+            # for added (no ownership tags: adopting an identity that matches the spec
+            # writes nothing); their credentials stay.
+            asked = {k: v for k, v in desired.tags.items() if not k.startswith(f"{TAG_PREFIX}.")}
+            desired = replace(desired, tags={**observed.tags, **asked})
             deletable = made_credentials
         if observed.location.replace(" ", "").lower() != desired.location.lower():
             return IdentityPlan(

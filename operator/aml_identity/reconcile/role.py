@@ -24,13 +24,15 @@ MARKER = "[managed by aml-identity-operator]"
 MAX_REPORTED = 5
 
 
-def definition_body(spec: MLRoleSpec) -> dict[str, Any]:
-    """The role definition as azure-mgmt-authorization takes it."""
+def definition_body(spec: MLRoleSpec, *, marked: bool = True) -> dict[str, Any]:
+    """The role definition as azure-mgmt-authorization takes it. `marked`: the
+    description ends with the operator's marker (a role it created); an adopted role
+    keeps the description its spec gives, as it was in Azure."""
     description = (spec.description or "").strip()
     p = spec.permissions
     return {
         "role_name": spec.role_name,
-        "description": f"{description} {MARKER}".strip(),
+        "description": f"{description} {MARKER}".strip() if marked else description,
         "role_type": "CustomRole",
         "permissions": [
             {
@@ -44,12 +46,12 @@ def definition_body(spec: MLRoleSpec) -> dict[str, Any]:
     }
 
 
-def matches(spec: MLRoleSpec, observed: RoleDefinition) -> bool:
-    body = definition_body(spec)
+def matches(spec: MLRoleSpec, observed: RoleDefinition, *, marked: bool = True) -> bool:
+    body = definition_body(spec, marked=marked)
     p = body["permissions"][0]
     return (
         observed.role_name == spec.role_name
-        and observed.description == body["description"]
+        and observed.description.strip() == body["description"]
         and sorted(observed.actions) == sorted(p["actions"])
         and sorted(observed.not_actions) == sorted(p["not_actions"])
         and sorted(observed.data_actions) == sorted(p["data_actions"])
@@ -65,6 +67,9 @@ class RolePlan:
     put: bool
     blocked: tuple[Reason, str] | None = None
     change: str | None = None
+    # Whether a put writes the operator's marker into the description: not into an
+    # adopted role's (definition_body's `marked`).
+    marked: bool = True
 
 
 def plan_role(
@@ -74,8 +79,15 @@ def plan_role(
     same_name: RoleDefinition | None,
     *,
     adopt: bool,
+    adopted: bool = False,
 ) -> RolePlan:
-    """`observed` is the definition under our GUID; `same_name` one found by role name."""
+    """`observed` is the definition under `guid`; `same_name` one found by role name.
+    `adopted`: `guid` is a role this MLRole adopted (its status records another GUID than
+    the one it would create).
+
+    An adopted role is compared without the operator's marker in its description:
+    adopting a role whose name, description, permissions and assignable scopes are the
+    spec's writes nothing, and a later change keeps the description the spec gives."""
     if observed is None and same_name is not None and same_name.name.lower() != guid.lower():
         if same_name.role_type == "BuiltInRole":
             return RolePlan(
@@ -93,13 +105,17 @@ def plan_role(
                 ),
             )
         return RolePlan(
-            same_name.name, not matches(spec, same_name), change=f"adopt custom role {same_name.id}"
+            same_name.name,
+            not matches(spec, same_name, marked=False),
+            change=f"adopt custom role {same_name.id}",
+            marked=False,
         )
     if observed is None:
         return RolePlan(guid, True, change=f"create custom role '{spec.role_name}'")
-    if not matches(spec, observed):
-        return RolePlan(guid, True, change=f"update custom role '{spec.role_name}'")
-    return RolePlan(guid, False)
+    if not matches(spec, observed, marked=not adopted):
+        change = f"update custom role '{spec.role_name}'"
+        return RolePlan(guid, True, change=change, marked=not adopted)
+    return RolePlan(guid, False, marked=not adopted)
 
 
 # --- what a role's patterns mean: checked against, and resolved in, the operations catalog

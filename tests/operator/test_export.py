@@ -1,0 +1,275 @@
+"""`aml-identity export`: a hand-made setup, exported, applied and adopted with zero
+Azure writes (issue 13's round trip)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aml_identity.reconcile.names import role_assignment_name, role_definition_name
+from azlocal.server import AzLocal
+from localcluster import LocalCluster
+from support.azure import admin_credential, authorization_client, msi_client
+from support.operator import OperatorProcess, apply_json, get, ready
+from support.policies import GITHUB
+from support.poll import wait_until
+from support.world import RG_ML, SUB, WORKSPACE
+
+WRITES = ("PUT", "PATCH", "DELETE", "POST")
+PLURALS = {"WorkloadIdentity": "wid", "MLRoleBinding": "mlrb", "MLRole": "mlroles"}
+
+
+def _uncomment(text: str) -> dict[str, Any]:
+    """The suggested policy file, as a platform admin would uncomment it."""
+    lines = [line.removeprefix("# ") for line in text.splitlines()]
+    docs = [d for d in yaml.safe_load_all("\n".join(lines)) if d]
+    (policy,) = docs
+    return dict(policy)
+
+
+def test_export_round_trip_adopts_with_zero_writes(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    bare_namespace: str,
+    tmp_path: Path,
+) -> None:
+    ns = bare_namespace
+    suffix = uuid.uuid4().hex[:6]
+    name = f"Legacy_Trainer_{suffix}"
+    wi = f"legacy-trainer-{suffix}"
+    admin = admin_credential(azlocal)
+    msi = msi_client(azlocal, admin)
+    auth = authorization_client(azlocal, admin)
+    # --- a hand-made world, as the platform's administrator -----------------------------
+    cluster.kubectl("create", "serviceaccount", "trainer", "-n", ns)
+    identity = msi.user_assigned_identities.create_or_update(
+        "rg-ml",
+        name,
+        {
+            "location": "westeurope",
+            "tags": {"owner": "data-team", "aml-identity.adoptable-by": f"{ns}/{wi}"},
+        },
+    )
+    principal = str(identity.principal_id)
+    msi.federated_identity_credentials.create_or_update(
+        "rg-ml",
+        name,
+        "k8s-trainer",
+        {
+            "issuer": cluster.issuer,
+            "subject": f"system:serviceaccount:{ns}:trainer",
+            "audiences": ["api://AzureADTokenExchange"],
+        },
+    )
+    msi.federated_identity_credentials.create_or_update(
+        "rg-ml",
+        name,
+        "github-main",
+        {
+            "issuer": GITHUB,
+            "subject": f"repo:contoso/legacy-{suffix}:ref:refs/heads/main",
+            "audiences": ["api://AzureADTokenExchange"],
+        },
+    )
+    role_guid = str(uuid.uuid4())
+    role_name = f"Legacy Endpoint Reader {suffix}"
+    auth.role_definitions.create_or_update(
+        RG_ML,
+        role_guid,
+        {
+            "role_name": role_name,
+            "description": "Reads online endpoints (made by hand).",
+            "role_type": "CustomRole",
+            "permissions": [
+                {"actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read"]}
+            ],
+            "assignable_scopes": [RG_ML],
+        },
+    )
+    scientist = next(
+        iter(auth.role_definitions.list(WORKSPACE, filter="roleName eq 'AzureML Data Scientist'"))
+    )
+    made = {
+        WORKSPACE: (str(uuid.uuid4()), str(scientist.id), "Granted by hand for training"),
+        RG_ML: (
+            str(uuid.uuid4()),
+            f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}",
+            "hand-made grant",
+        ),
+    }
+    for scope, (assignment, role, description) in made.items():
+        auth.role_assignments.create(
+            scope,
+            assignment,
+            {
+                "role_definition_id": role,
+                "principal_id": principal,
+                "principal_type": "ServicePrincipal",
+                "description": description,
+            },
+        )
+    policy_name = ""
+    try:
+        before = _azure_state(msi, auth, name, principal, role_guid)
+        # --- export -----------------------------------------------------------------
+        out = tmp_path / "exported"
+        exported = operator.cli("export", "--scope", RG_ML, "--namespace", ns, "-o", str(out))
+        assert exported.returncode == 0, exported.stderr
+        print(exported.stderr)  # shown with -s, and on failure
+        files = sorted(p.name for p in out.iterdir())
+        binding_scientist = "azureml-data-scientist-ws-prod"
+        mlrole = f"legacy-endpoint-reader-{suffix}"
+        binding_custom = f"{mlrole}-rg-ml"
+        assert files == sorted(
+            [
+                f"mlrole-{mlrole}.yaml",
+                f"mlrolebinding-{binding_custom}.yaml",
+                f"mlrolebinding-{binding_scientist}.yaml",
+                "policy.suggested.yaml",
+                f"workloadidentity-{wi}.yaml",
+            ]
+        ), exported.stderr
+        objects = {
+            p.name: yaml.safe_load(p.read_text())
+            for p in out.iterdir()
+            if p.name != "policy.suggested.yaml"
+        }
+        wid = objects[f"workloadidentity-{wi}.yaml"]
+        assert wid["metadata"]["annotations"] == {"identity.aml.dev/adopt": "true"}
+        assert wid["spec"] == {
+            "managedIdentity": {"resourceGroup": "rg-ml", "location": "westeurope", "name": name},
+            "serviceAccounts": [{"name": "trainer"}],
+            "federatedCredentials": [
+                {
+                    "name": "github-main",
+                    "issuer": GITHUB,
+                    "subject": f"repo:contoso/legacy-{suffix}:ref:refs/heads/main",
+                    "audiences": ["api://AzureADTokenExchange"],
+                }
+            ],
+        }
+        role = objects[f"mlrole-{mlrole}.yaml"]["spec"]
+        assert role == {
+            "roleName": role_name,
+            "description": "Reads online endpoints (made by hand).",
+            "permissions": {
+                "actions": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read"]
+            },
+            "assignableScopes": [RG_ML],
+        }
+        assert objects[f"mlrolebinding-{binding_scientist}.yaml"]["spec"] == {
+            "role": {"builtIn": "AzureML Data Scientist"},
+            "subjects": [{"workloadIdentity": wi}],
+            "scope": {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}},
+            "description": "Granted by hand for training",
+        }
+        assert objects[f"mlrolebinding-{binding_custom}.yaml"]["spec"] == {
+            "role": {"mlRole": mlrole},
+            "subjects": [{"workloadIdentity": wi}],
+            "scope": {"resourceGroup": {"name": "rg-ml"}},
+            "description": "hand-made grant",
+        }
+        # The consent tag is there already; the policy is suggested, never applied.
+        assert "Every identity already carries its owner's consent tag." in exported.stderr
+        assert get(cluster, "mlap", f"adopt-{ns}") is None
+        # The same objects as one YAML stream on stdout.
+        streamed = operator.cli("export", "--scope", RG_ML, "--namespace", ns)
+        assert streamed.returncode == 0, streamed.stderr
+        print(streamed.stdout)
+        assert sorted(
+            (d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(streamed.stdout)
+        ) == sorted((d["kind"], d["metadata"]["name"]) for d in objects.values())
+        # --- a platform admin applies the suggested policy; the team applies the rest --
+        policy = _uncomment((out / "policy.suggested.yaml").read_text())
+        assert policy["spec"]["adoption"] == {"resourceGroups": [{"name": "rg-ml"}]}
+        policy_name = policy["metadata"]["name"]
+        apply_json(cluster, policy)
+        azlocal.admin("DELETE", "requests")
+        cluster.kubectl("apply", "-f", str(out))
+        assert get(cluster, "mlap", policy_name) is not None
+        applied = [(d["kind"], d["metadata"]["name"]) for d in objects.values()]
+
+        def all_ready() -> bool:
+            return all(
+                ready(get(cluster, PLURALS[kind], obj, None if kind == "MLRole" else ns))
+                for kind, obj in applied
+            )
+
+        wait_until(all_ready, timeout=90, what="every exported object to be Ready")
+        planned = operator.cli("plan", "-f", str(out))
+        print(planned.stdout)
+        assert planned.returncode == 0, planned.stdout + planned.stderr
+        lines = planned.stdout.strip().splitlines()
+        assert len(lines) == len(applied), planned.stdout
+        assert all(line.endswith(": no changes") for line in lines), planned.stdout
+        # One more resync of each after Ready, and still nothing written.
+        settled = time.time()
+
+        def resynced() -> bool:
+            log = azlocal.admin("GET", "requests")
+            later = [r["path"].lower() for r in log if r["method"] == "GET" and r["time"] > settled]
+            return any(
+                "/resourcegroups/rg-ml/providers/microsoft.managedidentity/" in p for p in later
+            ) and any("roleassignments" in p for p in later)
+
+        wait_until(resynced, timeout=30, what="a resync after Ready")
+        watched = [
+            name.lower(),
+            role_guid,
+            role_definition_name("tests", mlrole),
+            *(assignment for assignment, _, _ in made.values()),
+            *(role_assignment_name(scope, role, principal) for scope, (_, role, _) in made.items()),
+        ]
+        writes = [
+            f"{r['method']} {r['path']}"
+            for r in azlocal.admin("GET", "requests")
+            if r["method"] in WRITES and any(w.lower() in r["path"].lower() for w in watched)
+        ]
+        assert writes == [], "adoption wrote to Azure"
+        assert _azure_state(msi, auth, name, principal, role_guid) == before
+        wid_status = get(cluster, "wid", wi, ns)
+        assert wid_status is not None
+        assert wid_status["status"]["principalId"] == principal
+        assignments = get(cluster, "mlrb", binding_scientist, ns)
+        assert assignments is not None
+        assert [(a["name"], a["created"]) for a in assignments["status"]["assignments"]] == [
+            (made[WORKSPACE][0], False)
+        ]
+    finally:
+        if policy_name:
+            cluster.kubectl("delete", "mlap", policy_name, "--ignore-not-found")
+        for scope, (assignment, _, _) in made.items():
+            auth.role_assignments.delete(scope, assignment)
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+        cluster.kubectl(
+            "delete", "mlroles", f"legacy-endpoint-reader-{suffix}", "--ignore-not-found",
+            "--wait=false",
+        )  # fmt: skip
+        msi.user_assigned_identities.delete("rg-ml", name)
+
+
+def _azure_state(msi: Any, auth: Any, name: str, principal: str, role_guid: str) -> Any:
+    """What the administrator reads of the hand-made world (GETs)."""
+    found = msi.user_assigned_identities.get("rg-ml", name)
+    credentials = sorted(
+        (c.name, c.issuer, c.subject, tuple(c.audiences))
+        for c in msi.federated_identity_credentials.list("rg-ml", name)
+    )
+    role = auth.role_definitions.get(RG_ML, role_guid)
+    permissions = [(tuple(p.actions or []), tuple(p.not_actions or [])) for p in role.permissions]
+    assignments = sorted(
+        (a.name, a.scope, a.role_definition_id, a.description, a.condition)
+        for a in auth.role_assignments.list_for_subscription(filter=f"principalId eq '{principal}'")
+    )
+    return (
+        dict(found.tags or {}),
+        found.principal_id,
+        credentials,
+        (role.role_name, role.description, permissions, tuple(role.assignable_scopes)),
+        assignments,
+    )
