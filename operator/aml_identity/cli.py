@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     access.add_argument(
         "-o", "--output", choices=["table", "json", "yaml", "csv", "markdown"], default="table"
     )
+    access.add_argument(
+        "--no-orphans",
+        action="store_true",
+        help="skip the orphans section (the only part that reads Azure)",
+    )
     exporting = commands.add_parser(
         "export",
         help="write manifests that adopt what already exists in Azure (reads only)",
@@ -126,6 +131,26 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="write one file per object (<kind>-<name>.yaml) here instead of to stdout",
     )
+    orphaned = commands.add_parser(
+        "orphans",
+        help="list Azure objects of this cluster whose custom resource is gone",
+        description=(
+            "Managed identities and applications tagged with this cluster's id, and role "
+            "assignments an MLRoleBinding made for this cluster's identities, whose custom "
+            "resource no longer exists (deletionPolicy: Orphan, a restored backup, a lost "
+            "cluster rebuilt under the same id). Reads only, unless --delete. Custom roles "
+            "carry no cluster id and are not listed."
+        ),
+    )
+    orphaned.add_argument(
+        "-n", "--namespace", help="only those whose resource was in this namespace"
+    )
+    orphaned.add_argument(
+        "--delete",
+        action="store_true",
+        help="delete what is listed (role assignments first, then the principals)",
+    )
+    orphaned.add_argument("-o", "--output", choices=["table", "json"], default="table")
     crds = commands.add_parser("crds", help="write the CustomResourceDefinitions")
     crds.add_argument("out_dir", type=Path, help="directory to write them to")
     crds.add_argument("--check", action="store_true", help="fail if they differ instead")
@@ -143,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from aml_identity.handlers import report
 
-        return report.run(args.output)
+        return report.run(args.output, not args.no_orphans)
     if args.command == "export":
         return _export(args.scope, args.namespace, args.output_dir)
+    if args.command == "orphans":
+        return _orphans(args.namespace, args.delete, args.output)
     if args.command == "crds":
         return crd.main([str(args.out_dir), *(["--check"] if args.check else [])])
     parser.error(f"unknown command {args.command}")
@@ -190,6 +217,16 @@ def _condition(scope: str | None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     settings = _settings()
     return 1 if settings is None else condition.run(settings, scope)
+
+
+def _orphans(namespace: str | None, delete: bool, output: str) -> int:
+    import logging
+
+    from aml_identity.handlers import orphans
+
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    settings = _settings()
+    return 1 if settings is None else orphans.run(settings, namespace, delete, output)
 
 
 def _export(scope: str, namespace: str, out_dir: Path | None) -> int:

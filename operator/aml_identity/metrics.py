@@ -40,6 +40,12 @@ UNDECLARED_GRANTS = Gauge(
     "that no MLRoleBinding declares (made by hand or by another tool).",
     ["namespace", "name"],
 )
+ORPHANS = Gauge(
+    "aml_identity_orphans",
+    "Azure objects tagged with this cluster whose custom resource no longer exists, by "
+    "kind, at the last scan (aml-identity orphans lists them; --delete removes them).",
+    ["kind"],
+)
 POLICY_DENIALS = Counter(
     "aml_identity_policy_denials_total",
     "Reconciles and admission requests refused by MLAccessPolicy, by kind and where "

@@ -16,8 +16,6 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceNotFoundError,
 )
-from kiota_abstractions.api_error import APIError
-from msgraph.graph_service_client import GraphServiceClient
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
@@ -27,7 +25,7 @@ from support.azure import (
     operator_credential,
     secret_credential,
 )
-from support.graph import as_principal
+from support.graph import application
 from support.operator import (
     OperatorProcess,
     apply,
@@ -54,18 +52,6 @@ def pem_file(cluster: LocalCluster, name: str, namespace: str, path: Path) -> Pa
     """Write the Secret's client-certificate.pem where a mounted volume would put it."""
     path.write_bytes(secret_data(cluster, name, namespace)["client-certificate.pem"])
     return path
-
-
-def application(az: AzLocal, app_id: str) -> Any:
-    async def work(graph: GraphServiceClient) -> Any:
-        try:
-            return await graph.applications_with_app_id(app_id).get()
-        except APIError as error:
-            if error.response_status_code == 404:
-                return None
-            raise
-
-    return as_principal(az, "platform-admin", work)
 
 
 def bind_reader(cluster: LocalCluster, namespace: str, identity: str) -> None:

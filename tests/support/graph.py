@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from azure.identity.aio import ClientSecretCredential
+from kiota_abstractions.api_error import APIError
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -51,3 +52,17 @@ def as_principal(
             await http.aclose()
 
     return asyncio.run(run())
+
+
+def application(az: AzLocal, app_id: str) -> Any:
+    """The application with `app_id`, as the administrator reads it; None when gone."""
+
+    async def work(graph: GraphServiceClient) -> Any:
+        try:
+            return await graph.applications_with_app_id(app_id).get()
+        except APIError as error:
+            if error.response_status_code == 404:
+                return None
+            raise
+
+    return as_principal(az, "platform-admin", work)

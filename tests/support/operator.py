@@ -73,6 +73,8 @@ class OperatorProcess:
             "AML_IDENTITY_DISABLE_INSTANCE_DISCOVERY": "true",
             "AML_IDENTITY_RESYNC_SECONDS": str(resync),
             "AML_IDENTITY_RESYNC_JITTER": "0",
+            # Orphans are looked for often enough for a test to see the metric move.
+            "AML_IDENTITY_ORPHAN_SCAN_SECONDS": "10",
             "AML_IDENTITY_CLUSTER_ID": "tests",
             "AML_IDENTITY_METRICS_PORT": str(self.metrics_port),
             "AML_IDENTITY_LIVENESS_ENDPOINT": self.liveness_url,

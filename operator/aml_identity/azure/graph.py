@@ -139,6 +139,21 @@ class GraphGateway:
             raise not_visible("application")
         return found
 
+    async def applications_tagged(self, tag: str) -> list[Application]:
+        """Every application carrying `tag` (key:value) that the caller may see (with
+        Application.ReadWrite.OwnedBy: the ones it owns)."""
+        link: str | None = "/applications"
+        params: dict[str, str] | None = {
+            "$filter": "tags/any(t:t eq '{}')".format(tag.replace("'", "''")),
+            "$select": "id,appId,displayName,uniqueName,tags",
+        }
+        found: list[Application] = []
+        while link:
+            page = await call(lambda link=link, p=params: self._send("GET", link, params=p))  # type: ignore[misc]
+            found += [_application(a) for a in (page or {}).get("value") or []]
+            link, params = (page or {}).get("@odata.nextLink"), None  # the link carries them
+        return found
+
     async def delete_application(self, object_id: str) -> None:
         await call(lambda: self._send("DELETE", f"/applications/{_segment(object_id)}"))
 

@@ -11,7 +11,7 @@ import kopf
 
 from aml_identity.api import GROUP, VERSION
 from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
-from aml_identity.handlers import dependencies, guardrails, holders
+from aml_identity.handlers import dependencies, guardrails, holders, orphans
 from aml_identity.handlers.resync import Peering, Resyncer
 from aml_identity.handlers.shell import Workflow, run, run_delete
 from aml_identity.kube.cluster import KubeError
@@ -122,6 +122,7 @@ def build_registry(settings: Settings, peering: Peering | None = None) -> kopf.O
             )
         kopf.on.delete(*resource, registry=registry, id="cleanup", backoff=5, when=when)(on_delete)
     _register_resync(registry, settings, peering, when)
+    orphans.register(registry, settings, peering)
     dependencies.register(registry)
     holders.register(registry)
     # kopf refuses to start with admission handlers but no server: only with a webhook.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from aml_identity.api.workloadidentity import WorkloadIdentity
 from aml_identity.reconcile.binding import scope_id
 from aml_identity.reconcile.conditions import find_condition
 from aml_identity.reconcile.names import definition_guid
+from aml_identity.reconcile.orphans import Orphan
 from aml_identity.reconcile.policy import built_in_privilege, ml_role_privilege
 from aml_identity.reconcile.role import counts_text
 
@@ -104,6 +105,10 @@ class Report:
     generated: str
     findings: list[Finding]
     identities: list[Identity]
+    # Azure objects of this cluster whose resource is gone (reconcile/orphans.py), and
+    # why they were not looked for, if they were not.
+    orphans: list[Orphan] = field(default_factory=list)
+    orphans_not_scanned: str | None = None
 
 
 def build(
@@ -115,6 +120,8 @@ def build(
     issuer: str,
     subscription: str,
     now: datetime,
+    orphans: Sequence[Orphan] = (),
+    orphans_not_scanned: str | None = None,
 ) -> Report:
     roles = {r["metadata"]["name"]: MLRole.model_validate(r) for r in ml_roles}
     grants = _grants(bindings, roles, subscription)
@@ -127,7 +134,7 @@ def build(
     ]
     findings = [f for entry in entries for f in _findings(entry, now)]
     findings.sort(key=lambda f: (SEVERITY[f.kind], f.identity))
-    return Report(now.isoformat(), findings, entries)
+    return Report(now.isoformat(), findings, entries, list(orphans), orphans_not_scanned)
 
 
 def _grants(
@@ -348,7 +355,15 @@ def _markdown(report: Report) -> str:
         lines.append("| " + " | ".join(rows[0]) + " |")
         lines.append("|" + "---|" * len(rows[0]))
         lines += ["| " + " | ".join(v.replace("|", "\\|") for v in r.values()) + " |" for r in rows]
+    lines += ["", "## Orphans", ""]
+    lines += _orphan_lines(report, "- ")
     return "\n".join(lines) + "\n"
+
+
+def _orphan_lines(report: Report, indent: str) -> list[str]:
+    if report.orphans_not_scanned is not None:
+        return [f"{indent}not looked for: {report.orphans_not_scanned}"]
+    return [f"{indent}{o.kind} {o.id} (was {o.owner})" for o in report.orphans] or [f"{indent}none"]
 
 
 def _table(report: Report) -> str:
@@ -373,4 +388,6 @@ def _table(report: Report) -> str:
             for u in entry.undeclared
         ]
         lines.append(f"  used by      {', '.join(entry.pods) or 'no running Pod'}")
+    lines += ["", "ORPHANS (Azure objects of this cluster whose resource is gone)"]
+    lines += _orphan_lines(report, "  ")
     return "\n".join(lines) + "\n"
