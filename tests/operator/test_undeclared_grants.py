@@ -102,11 +102,17 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
     found = wait_grants(cluster, "tracked", namespace, "True", "UndeclaredGrants=True")
     assert found["reason"] == "UndeclaredGrants"
     assert by_hand in found["message"]
+    assert f"AzureML Data Scientist at {WORKSPACE}" in found["message"]
     assert WORKSPACE in found["message"]
     assert declared["name"] not in found["message"]
     status = (get(cluster, "wid", "tracked", namespace) or {})["status"]
     assert status["undeclaredGrants"] == [
-        {"name": by_hand, "scope": WORKSPACE, "roleDefinitionId": ROLES + DATA_SCIENTIST}
+        {
+            "name": by_hand,
+            "scope": WORKSPACE,
+            "roleDefinitionId": ROLES + DATA_SCIENTIST,
+            "roleName": "AzureML Data Scientist",
+        }
     ]
     assert status["conditions"][0]["type"] == "Ready"
     assert status["conditions"][0]["status"] == "True"  # reported, not a failure

@@ -60,6 +60,11 @@ def test_the_condition_says_what_was_found_kept_and_removed() -> None:
     assert WS in message
     assert message.endswith("kept: no policy")
     assert found.status() == [{"name": "a", "scope": WS, "roleDefinitionId": READER}]
+    named = GrantScan(
+        scopes, undeclared=(assignment("a", WS),), role_names={READER.lower(): "Reader"}
+    )
+    assert f"Reader at {WS}" in named.condition()[2]
+    assert named.status()[0]["roleName"] == "Reader"
     removed = GrantScan(scopes, removed=(assignment("a", WS),))
     assert removed.condition()[0] == ConditionStatus.FALSE
     assert "removed 1" in removed.condition()[2]

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,39 +174,44 @@ def call(
     return client.send_request(request)
 
 
+def operator_env(cluster: LocalCluster, az: AzLocal) -> dict[str, str]:
+    """The operator's environment (the report's orphans section reads Azure with it too)."""
+    env = az.env()
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AML_IDENTITY_"))},
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "AZURE_TENANT_ID": env["AZURE_TENANT_ID"],
+        "AZURE_SUBSCRIPTION_ID": env["AZURE_SUBSCRIPTION_ID"],
+        "AZURE_CLIENT_ID": env["AZURE_CLIENT_ID"],
+        "AZURE_CLIENT_SECRET": env["AZURE_CLIENT_SECRET"],
+        "AZURE_AUTHORITY_HOST": env["AZURE_AUTHORITY_HOST"],
+        "AML_IDENTITY_ARM_ENDPOINT": env["AZLOCAL_ARM_ENDPOINT"],
+        "AML_IDENTITY_GRAPH_ENDPOINT": env["AZLOCAL_ARM_ENDPOINT"],
+        "AML_IDENTITY_CA_BUNDLE": env["AZLOCAL_CA_BUNDLE"],
+        "AML_IDENTITY_DISABLE_INSTANCE_DISCOVERY": "true",
+        "AML_IDENTITY_CLUSTER_ID": "demo",
+        "AML_IDENTITY_RESYNC_SECONDS": str(RESYNC),
+        "AML_IDENTITY_RESYNC_JITTER": "0",
+        "AML_IDENTITY_METRICS_PORT": "0",
+        "AML_IDENTITY_LIVENESS_ENDPOINT": "",
+        # azlocal's vaults live at https://127.0.0.1:<port>/.
+        "AML_IDENTITY_KEY_VAULT_HOSTS": json.dumps(["127.0.0.1:*"]),
+    }
+
+
 def start_operator(
     cluster: LocalCluster, az: AzLocal, workdir: Path
 ) -> tuple[subprocess.Popen[bytes], Path]:
-    env = az.env()
     log = workdir / "operator.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "aml_identity.cli", "run", "--log-format", "plain"],
         env={
-            **{
-                k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "AML_IDENTITY_"))
-            },
-            "KUBECONFIG": str(cluster.kubeconfig),
-            "AZURE_TENANT_ID": env["AZURE_TENANT_ID"],
-            "AZURE_SUBSCRIPTION_ID": env["AZURE_SUBSCRIPTION_ID"],
-            "AZURE_CLIENT_ID": env["AZURE_CLIENT_ID"],
-            "AZURE_CLIENT_SECRET": env["AZURE_CLIENT_SECRET"],
-            "AZURE_AUTHORITY_HOST": env["AZURE_AUTHORITY_HOST"],
-            "AML_IDENTITY_ARM_ENDPOINT": env["AZLOCAL_ARM_ENDPOINT"],
-            "AML_IDENTITY_GRAPH_ENDPOINT": env["AZLOCAL_ARM_ENDPOINT"],
-            "AML_IDENTITY_CA_BUNDLE": env["AZLOCAL_CA_BUNDLE"],
-            "AML_IDENTITY_DISABLE_INSTANCE_DISCOVERY": "true",
-            "AML_IDENTITY_CLUSTER_ID": "demo",
-            "AML_IDENTITY_RESYNC_SECONDS": str(RESYNC),
-            "AML_IDENTITY_RESYNC_JITTER": "0",
-            "AML_IDENTITY_METRICS_PORT": "0",
-            "AML_IDENTITY_LIVENESS_ENDPOINT": "",
+            **operator_env(cluster, az),
             # The admission webhook, on loopback; the operator registers it itself.
             "AML_IDENTITY_WEBHOOK_PORT": str(free_port()),
             "AML_IDENTITY_WEBHOOK_ADDRESS": "127.0.0.1",
             "AML_IDENTITY_WEBHOOK_HOST": "127.0.0.1",
             "AML_IDENTITY_WEBHOOK_CONFIGURATION": "demo.webhooks.identity.aml.dev",
-            # azlocal's vaults live at https://127.0.0.1:<port>/.
-            "AML_IDENTITY_KEY_VAULT_HOSTS": json.dumps(["127.0.0.1:*"]),
         },
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -289,9 +295,10 @@ def wait_ready(cluster: LocalCluster, timeout: float) -> bool:
     return False
 
 
-def print_azure(az: AzLocal) -> None:
+def administrator(az: AzLocal) -> ClientSecretCredential:
+    """The platform team's administrator (Owner of the subscription)."""
     admin = az.principal("platform-admin")
-    credential = ClientSecretCredential(
+    return ClientSecretCredential(
         az.tenant_id,
         admin.app_id,
         az.issued.secrets["platform-admin"],
@@ -299,6 +306,44 @@ def print_azure(az: AzLocal) -> None:
         disable_instance_discovery=True,
         connection_verify=str(az.ca_file),
     )
+
+
+def grant_by_hand(cluster: LocalCluster, az: AzLocal, timeout: float) -> str | None:
+    """Someone grants the training pipeline Reader on the workspace by hand, outside Git:
+    the operator reports it as an undeclared grant. Returns the assignment's path."""
+    wid = json.loads(
+        cluster.kubectl("get", "wid", "training-pipeline", "-n", NAMESPACE, "-o", "json").stdout
+    )
+    path = f"{WS}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+    body = {
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{SUB}/providers/Microsoft.Authorization/"
+            "roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
+            "principalId": wid["status"]["principalId"],
+            "principalType": "ServicePrincipal",
+        }
+    }
+    made = call(arm(az, administrator(az)), "PUT", path, "2022-04-01", body)
+    if made.status_code not in (200, 201):
+        say(f"{RED}the administrator could not grant Reader: {made.text()}{RESET}")
+        return None
+    say("   an administrator grants training-pipeline Reader on ws-prod by hand (not in Git)")
+    jsonpath = '{.status.conditions[?(@.type=="UndeclaredGrants")].status}'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = cluster.kubectl(
+            "get", "wid", "training-pipeline", "-n", NAMESPACE, "-o", f"jsonpath={jsonpath}"
+        ).stdout
+        if seen == "True":
+            say("   the operator reports it: UndeclaredGrants=True on training-pipeline")
+            return path
+        time.sleep(1)
+    say(f"{RED}the undeclared grant was not reported within {timeout:.0f}s{RESET}")
+    return None
+
+
+def print_azure(az: AzLocal) -> None:
+    credential = administrator(az)
     client = arm(az, credential)
     say(f"\n{BOLD}In Azure now{RESET}")
     identities_rg = f"/subscriptions/{SUB}/resourceGroups/rg-ml-identities"
@@ -511,9 +556,12 @@ def main() -> int:
         )
         report_costs(az, converge, resources, operator)
         say(f"\n{BOLD}5. The access report{RESET} (kubectl aml-identity report): who can do what")
+        by_hand = grant_by_hand(cluster, az, 4 * RESYNC)
+        if by_hand is None:
+            return 1
         access = subprocess.run(
             [sys.executable, "-m", "aml_identity.cli", "report"],
-            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+            env=operator_env(cluster, az),
             capture_output=True,
             text=True,
             timeout=60,
@@ -535,8 +583,9 @@ def main() -> int:
             signal.sigwait(stop_signals)
         say(
             f"\n{BOLD}6. Clean up{RESET}: deleting the resources removes what the operator "
-            "created in Azure"
+            "created in Azure (the administrator removes the grant made by hand)"
         )
+        call(arm(az, administrator(az)), "DELETE", by_hand, "2022-04-01")
         cluster.kubectl(
             "delete", "-f", str(REPO / "examples" / "demo" / "30-bindings.yaml"), "--wait=true"
         )

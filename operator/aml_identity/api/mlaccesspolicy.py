@@ -273,9 +273,11 @@ class IdentityRules(ApiModel):
     exclusive_grants: bool = Field(
         default=False,
         description=(
-            "Allow WorkloadIdentities to set spec.exclusiveGrants: the operator then "
-            "deletes role assignments to them that no MLRoleBinding declares, including "
-            "ones a person made by hand. False: such grants are only reported."
+            "Allow WorkloadIdentities in the selected namespaces to set "
+            "spec.exclusiveGrants: the operator then deletes role assignments to them that "
+            "no MLRoleBinding declares, including ones a person made by hand, at any scope "
+            "it compares (by default its whole subscription, not only the scopes this "
+            "policy allows). False (default): such grants are only reported."
         ),
     )
 

@@ -376,11 +376,12 @@ class WorkloadIdentitySpec(ApiModel):
     exclusive_grants: bool = Field(
         default=False,
         description=(
-            "Remove role assignments to this identity that no MLRoleBinding declares (made "
-            "by hand or by another tool), within the scopes the operator compares "
-            "(AML_IDENTITY_GRANT_SCOPES). Needs an MLAccessPolicy with "
-            "spec.identities.exclusiveGrants: true. False (default): they are only "
-            "reported, in the UndeclaredGrants condition and status.undeclaredGrants."
+            "Delete role assignments to this identity that no MLRoleBinding declares (made "
+            "by hand or by another tool), wherever the operator compares them (by default "
+            "its whole subscription). Needs an MLAccessPolicy selecting this namespace with "
+            "spec.identities.exclusiveGrants: true; nothing is deleted with "
+            "managementPolicy Observe. False (default): they are only reported, in the "
+            "UndeclaredGrants condition and status.undeclaredGrants."
         ),
     )
     management_policy: ManagementPolicy = management_policy_field()
@@ -391,7 +392,8 @@ class UndeclaredGrant(ApiModel):
 
     name: str = Field(description="Role assignment name (a GUID).")
     scope: str = Field(description="ARM scope of the assignment.")
-    role_definition_id: str = Field(description="Role definition id it grants.")
+    role_definition_id: str = Field(description="ARM id of the role definition it grants.")
+    role_name: str | None = Field(default=None, description="The role's name, when readable.")
     condition: str | None = Field(default=None, description="Its ABAC condition, if any.")
 
 
@@ -456,7 +458,8 @@ class WorkloadIdentityStatus(CommonStatus):
         default_factory=list,
         description=(
             "Role assignments to this identity, within the compared scopes, that no "
-            "MLRoleBinding declares (see the UndeclaredGrants condition)."
+            "MLRoleBinding declares (see the UndeclaredGrants condition); kept as last "
+            "found while they cannot be listed."
         ),
     )
 

@@ -69,6 +69,8 @@ class Gateway:
     # Built-in roles by name: the same in every scope of the tenant, and they never change.
     # Bounded: names come from specs (Azure has some hundreds of built-in roles).
     _built_ins: OrderedDict[str, RoleDefinition] = field(default_factory=OrderedDict)
+    # Role names by role definition id, for undeclared grants (bounded the same way).
+    _role_names: OrderedDict[str, str | None] = field(default_factory=OrderedDict)
     _identity_locks: KeyedLocks = field(default_factory=KeyedLocks)
     # Batched observation (azure/observe.py): identities by resource group, role
     # assignments by scope, and concurrent role-name lookups coalesced.
@@ -282,6 +284,28 @@ class Gateway:
             while len(self._built_ins) > BUILT_IN_CACHE:
                 self._built_ins.popitem(last=False)
         return first
+
+    async def role_name(self, role_definition_id: str) -> str | None:
+        """The name of the role an assignment grants (for people reading a report), read
+        once per role; None when it cannot be read."""
+        key = role_definition_id.lower()
+        if key in self._role_names:
+            self._role_names.move_to_end(key)
+            return self._role_names[key]
+        scope, _, guid = role_definition_id.rpartition(
+            "/providers/Microsoft.Authorization/roleDefinitions/"
+        )
+        try:
+            found = await self.get_role_definition(
+                scope or f"/subscriptions/{self.settings.subscription_id}", guid
+            )
+        except AzureFailure:
+            return None
+        name = found.role_name if found is not None else None
+        self._role_names[key] = name
+        while len(self._role_names) > BUILT_IN_CACHE:
+            self._role_names.popitem(last=False)
+        return name
 
     async def get_role_definition(self, scope: str, guid: str) -> RoleDefinition | None:
         sub = _subscription(scope, self.settings.subscription_id)

@@ -47,12 +47,16 @@ async def compare(
             found = await _not_in_cluster(deps, found)
     except (AzureFailure, KubeError) as error:
         return GrantScan(scopes, unreadable=str(error)), done
+    names = {
+        a.role_definition_id.lower(): await deps.gateway.role_name(a.role_definition_id)
+        for a in found
+    }
     new = newly_found(reported, found)
     if new:
         done.note(
             "UndeclaredGrant",
             f"{len(new)} role assignment(s) to this identity are declared by no "
-            "MLRoleBinding: " + "; ".join(describe(a) for a in new),
+            "MLRoleBinding: " + "; ".join(describe(a, names) for a in new),
             warning=True,
         )
     removed: list[RoleAssignment] = []
@@ -72,7 +76,7 @@ async def compare(
                 Event(
                     "Warning",
                     "RemovedUndeclaredGrant",
-                    f"Removed {describe(assignment)}: no MLRoleBinding declares it and "
+                    f"Removed {describe(assignment, names)}: no MLRoleBinding declares it and "
                     "spec.exclusiveGrants is true",
                 )
             )
@@ -83,6 +87,7 @@ async def compare(
         undeclared=left,
         removed=tuple(removed),
         kept_because=kept_because if left else None,
+        role_names=names,
     )
     return scan, done
 

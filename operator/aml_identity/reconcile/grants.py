@@ -9,8 +9,8 @@ condition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aml_identity.api.common import ConditionStatus, Reason, scope_within
 from aml_identity.api.observed import RoleAssignment
@@ -63,11 +63,13 @@ def newly_found(previous: Iterable[str], found: Iterable[RoleAssignment]) -> lis
     return [a for a in found if a.name.lower() not in known]
 
 
-def describe(assignment: RoleAssignment) -> str:
-    return (
-        f"role {definition_guid(assignment.role_definition_id)} at {assignment.scope} "
-        f"(assignment {assignment.name})"
+def describe(assignment: RoleAssignment, names: Mapping[str, str | None] | None = None) -> str:
+    """'<role> at <scope> (assignment <name>)', the role by name when `names` (role
+    definition ids in lower case) has it."""
+    role = (names or {}).get(assignment.role_definition_id.lower()) or definition_guid(
+        assignment.role_definition_id
     )
+    return f"{role} at {assignment.scope} (assignment {assignment.name})"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class GrantScan:
     unreadable: str | None = None
     # Why undeclared grants are kept though spec.exclusiveGrants asks to remove them.
     kept_because: str | None = None
+    # Role names by role definition id (lower case), where they could be read.
+    role_names: Mapping[str, str | None] = field(default_factory=dict)
 
     def condition(self) -> tuple[ConditionStatus, Reason, str]:
         where = ", ".join(self.scopes)
@@ -92,7 +96,7 @@ class GrantScan:
             )
         removed = (
             f"; removed {len(self.removed)} (spec.exclusiveGrants): "
-            + "; ".join(describe(a) for a in self.removed[:SHOWN])
+            + "; ".join(describe(a, self.role_names) for a in self.removed[:SHOWN])
             if self.removed
             else ""
         )
@@ -103,7 +107,7 @@ class GrantScan:
                 f"every role assignment to this identity at {where} is declared by an "
                 f"MLRoleBinding{removed}",
             )
-        shown = "; ".join(describe(a) for a in self.undeclared[:SHOWN])
+        shown = "; ".join(describe(a, self.role_names) for a in self.undeclared[:SHOWN])
         more = len(self.undeclared) - SHOWN
         more_text = f"; and {more} more (status.undeclaredGrants)" if more > 0 else ""
         kept = f"; kept: {self.kept_because}" if self.kept_because else ""
@@ -121,6 +125,11 @@ class GrantScan:
                 "name": a.name,
                 "scope": a.scope,
                 "roleDefinitionId": a.role_definition_id,
+                **(
+                    {"roleName": name}
+                    if (name := self.role_names.get(a.role_definition_id.lower()))
+                    else {}
+                ),
                 **({"condition": a.condition} if a.condition else {}),
             }
             for a in self.undeclared

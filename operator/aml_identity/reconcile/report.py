@@ -62,6 +62,11 @@ class Undeclared:
     role_definition_id: str
     scope: str
     assignment: str
+    role_name: str | None = None
+
+    @property
+    def role(self) -> str:
+        return self.role_name or definition_guid(self.role_definition_id)
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,7 @@ def _identity(
         service_accounts=accounts,
         pods=sorted(p for a in accounts for p in running.get((namespace, a), [])),
         undeclared=[
-            Undeclared(g.role_definition_id, g.scope, g.name)
+            Undeclared(g.role_definition_id, g.scope, g.name, g.role_name)
             for g in (status.undeclared_grants if status else [])
         ],
         external=bool(credential and credential.kind) or bool(spec.federated_credentials),
@@ -268,7 +273,7 @@ def _findings(entry: Identity, now: datetime) -> list[Finding]:
             Finding(
                 "UndeclaredGrant",
                 entry.ref,
-                f"holds role {definition_guid(extra.role_definition_id)} at {extra.scope} "
+                f"holds {extra.role} at {extra.scope} "
                 f"(assignment {extra.assignment}), declared by no MLRoleBinding",
             )
         )
@@ -315,7 +320,7 @@ def _rows(report: Report) -> list[dict[str, str]]:
     for entry in report.identities:
         grants: list[Grant | None] = [
             *entry.grants,
-            *(Grant(u.role_definition_id, u.scope, UNDECLARED) for u in entry.undeclared),
+            *(Grant(u.role, u.scope, UNDECLARED) for u in entry.undeclared),
         ] or [None]
         for grant in grants:
             rows.append(
@@ -383,8 +388,7 @@ def _table(report: Report) -> str:
             "  role         none"
         ]
         lines += [
-            f"  undeclared   role {definition_guid(u.role_definition_id)} at {u.scope} "
-            f"(assignment {u.assignment})"
+            f"  undeclared   {u.role} at {u.scope} (assignment {u.assignment})"
             for u in entry.undeclared
         ]
         lines.append(f"  used by      {', '.join(entry.pods) or 'no running Pod'}")
