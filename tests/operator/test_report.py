@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from azlocal.server import AzLocal
 from localcluster import LocalCluster, find_kubectl
+from support.azure import admin_credential, authorization_client, msi_client
 from support.operator import OperatorProcess, apply, wait_ready
 from support.world import RG_IDENTITIES, WORKSPACE
 
 MI = {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}
 WS = {"workspace": {"resourceGroup": "rg-ml", "name": "ws-prod"}}
+DATA_SCIENTIST = "f6c7c914-8db3-469d-8ca1-694a8f32e121"
 
 
 def kubectl_plugin(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -34,7 +37,7 @@ def kubectl_plugin(cluster: LocalCluster, *args: str) -> subprocess.CompletedPro
 
 
 def test_the_report_lists_who_can_do_what_and_findings_first(
-    operator: OperatorProcess, cluster: LocalCluster, namespace: str
+    operator: OperatorProcess, cluster: LocalCluster, azlocal: AzLocal, namespace: str
 ) -> None:
     apply(
         cluster,
@@ -101,6 +104,20 @@ def test_the_report_lists_who_can_do_what_and_findings_first(
         ("AzureML Data Scientist", WORKSPACE, f"{namespace}/train")
     ]
     assert trainer["pods"] == ["trainer-pod"]
+    # What the report says is what Azure holds: the identity, its grants, nothing else.
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    in_azure = msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-trainer")
+    assert (trainer["clientId"], trainer["principalId"]) == (
+        in_azure.client_id,
+        in_azure.principal_id,
+    )
+    granted = authorization_client(azlocal, admin_credential(azlocal)).role_assignments
+    held = [
+        (a.scope, a.role_definition_id.rsplit("/", 1)[1])
+        for a in granted.list_for_subscription(filter=f"principalId eq '{in_azure.principal_id}'")
+    ]
+    assert held == [(WORKSPACE, DATA_SCIENTIST)]
+    assert trainer["undeclared"] == []
     assert [f["subject"] for f in trainer["federations"]] == [
         f"system:serviceaccount:{namespace}:trainer"
     ]
