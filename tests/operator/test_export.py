@@ -1,12 +1,15 @@
 """`aml-identity export`: a hand-made setup, exported, applied and adopted with zero
-Azure writes (issue 13's round trip)."""
+Azure writes, and then reported with no undeclared grant (issue 13's round trip)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import yaml
 
@@ -21,6 +24,8 @@ from support.world import RG_ML, SUB, WORKSPACE
 
 WRITES = ("PUT", "PATCH", "DELETE", "POST")
 PLURALS = {"WorkloadIdentity": "wid", "MLRoleBinding": "mlrb", "MLRole": "mlroles"}
+SUBSCRIPTION_ASSIGNMENTS = f"/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments"
+FALLBACK = "note: cannot read role assignments"
 
 
 def _uncomment(text: str) -> dict[str, Any]:
@@ -29,6 +34,27 @@ def _uncomment(text: str) -> dict[str, Any]:
     docs = [d for d in yaml.safe_load_all("\n".join(lines)) if d]
     (policy,) = docs
     return dict(policy)
+
+
+def _principal_listings(azlocal: AzLocal, since: float, principal: str) -> list[tuple[str, int]]:
+    """(path, status) of each listing of `principal`'s role assignments since `since`:
+    what export reads for each identity (`$filter=principalId eq '...'`)."""
+    found = []
+    for r in azlocal.admin("GET", "requests"):
+        if r["method"] != "GET" or r["time"] <= since:
+            continue
+        filters = parse_qs(r.get("query") or "").get("$filter", [])
+        if any(principal.lower() in f.lower() for f in filters):
+            found.append((r["path"], r["status"]))
+    return found
+
+
+def _undeclared_grants(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The UndeclaredGrants condition once it is False (every grant declared)."""
+    for condition in ((obj or {}).get("status") or {}).get("conditions", []):
+        if condition["type"] == "UndeclaredGrants" and condition["status"] == "False":
+            return dict(condition)
+    return None
 
 
 def test_export_round_trip_adopts_with_zero_writes(
@@ -118,9 +144,17 @@ def test_export_round_trip_adopts_with_zero_writes(
         before = _azure_state(msi, auth, name, principal, role_guid)
         # --- export -----------------------------------------------------------------
         out = tmp_path / "exported"
+        exporting = time.time()
         exported = operator.cli("export", "--scope", RG_ML, "--namespace", ns, "-o", str(out))
         assert exported.returncode == 0, exported.stderr
         print(exported.stderr)  # shown with -s, and on failure
+        # The operator reads role assignments in the whole subscription (azlocal's seed
+        # gives it the read-only Auditor role there): export lists the principal's
+        # assignments there once, and needs no fallback to the scope.
+        assert FALLBACK not in exported.stderr, exported.stderr
+        assert _principal_listings(azlocal, exporting, principal) == [
+            (SUBSCRIPTION_ASSIGNMENTS, 200)
+        ]
         files = sorted(p.name for p in out.iterdir())
         binding_scientist = "azureml-data-scientist-ws-prod"
         mlrole = f"legacy-endpoint-reader-{suffix}"
@@ -218,6 +252,54 @@ def test_export_round_trip_adopts_with_zero_writes(
             ) and any("roleassignments" in p for p in later)
 
         wait_until(resynced, timeout=30, what="a resync after Ready")
+        # --- the adopted identity holds no grant that no binding declares ------------
+        exported_wids = [
+            d["metadata"]["name"] for d in objects.values() if d["kind"] == "WorkloadIdentity"
+        ]
+        assert exported_wids == [wi]
+        for exported_wid in exported_wids:
+            declared = wait_until(
+                partial(lambda w: _undeclared_grants(get(cluster, "wid", w, ns)), exported_wid),
+                timeout=30,
+                what=f"UndeclaredGrants=False on WorkloadIdentity {exported_wid}",
+            )
+            assert declared["reason"] == "AllGrantsDeclared", declared
+            assert f"/subscriptions/{SUB}" in declared["message"], declared
+            found = get(cluster, "wid", exported_wid, ns)
+            assert found is not None
+            assert found["status"]["undeclaredGrants"] == []
+        reported = operator.cli("report", "-o", "json")
+        assert reported.returncode == 0, reported.stderr
+        report = json.loads(reported.stdout)
+        refs = {f"{ns}/{w}" for w in exported_wids}
+        listed = {f"{e['namespace']}/{e['name']}": e for e in report["identities"]}
+        assert set(listed) >= refs, reported.stdout
+        assert [
+            f
+            for f in report["findings"]
+            if f["identity"] in refs and f["kind"] == "UndeclaredGrant"
+        ] == [], reported.stdout
+        assert [listed[r]["undeclared"] for r in sorted(refs)] == [[] for _ in refs]
+        # --- the same identity, exported by the workspace it holds a role at ----------
+        # (the subscription's identities with an assignment at or below it; every one of
+        # their assignments, so the same manifests, and a plan with nothing to change)
+        by_workspace = tmp_path / "by-workspace"
+        exporting = time.time()
+        exported_ws = operator.cli(
+            "export", "--scope", WORKSPACE, "--namespace", ns, "-o", str(by_workspace)
+        )
+        assert exported_ws.returncode == 0, exported_ws.stderr
+        print(exported_ws.stderr)
+        assert FALLBACK not in exported_ws.stderr, exported_ws.stderr
+        assert _principal_listings(azlocal, exporting, principal) == [
+            (SUBSCRIPTION_ASSIGNMENTS, 200)
+        ]
+        assert {p.name: p.read_text() for p in by_workspace.iterdir()} == {
+            p.name: p.read_text() for p in out.iterdir()
+        }, exported_ws.stderr
+        planned_ws = operator.cli("plan", "-f", str(by_workspace))
+        assert planned_ws.returncode == 0, planned_ws.stdout + planned_ws.stderr
+        assert planned_ws.stdout == planned.stdout
         watched = [
             name.lower(),
             role_guid,
