@@ -17,7 +17,7 @@ from aml_identity.reconcile.names import role_assignment_name, role_definition_n
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
 from support.azure import admin_credential, authorization_client, msi_client
-from support.operator import OperatorProcess, apply_json, get, ready
+from support.operator import OperatorProcess, apply_json, events, get, ready
 from support.policies import GITHUB
 from support.poll import wait_until
 from support.world import RG_ML, SUB, WORKSPACE
@@ -268,6 +268,11 @@ def test_export_round_trip_adopts_with_zero_writes(
             found = get(cluster, "wid", exported_wid, ns)
             assert found is not None
             assert found["status"]["undeclaredGrants"] == []
+            # Never reported on the way either: the binding that declares each grant
+            # was applied with the identity, and a grant is reported only once it has
+            # stayed undeclared for the grace period.
+            warned = [r for _, r, _ in events(cluster, ns, exported_wid) if "Undeclared" in r]
+            assert warned == []
         reported = operator.cli("report", "-o", "json")
         assert reported.returncode == 0, reported.stderr
         report = json.loads(reported.stdout)

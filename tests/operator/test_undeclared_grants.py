@@ -6,6 +6,7 @@ other principals' assignments are never touched."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -13,7 +14,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from support.azure import admin_credential, authorization_client
+from support.azure import admin_credential, authorization_client, msi_client
 from support.operator import OperatorProcess, apply, events, get, wait_ready
 from support.policies import Policies
 from support.poll import wait_until
@@ -183,3 +184,76 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
         what="the metric to drop to 0",
     )
     assert (get(cluster, "wid", "tracked", namespace) or {})["status"]["undeclaredGrants"] == []
+
+
+def test_a_grant_a_binding_is_about_to_adopt_is_never_reported_or_removed(
+    operator: OperatorProcess,
+    cluster: LocalCluster,
+    azlocal: AzLocal,
+    guarded: tuple[str, Policies],
+) -> None:
+    """An identity adopted with its grants (what `aml-identity export` writes), applied
+    together with the binding that declares them: the identity's first look comes before
+    the binding's (which waits for the identity to be Ready), and the grant the binding
+    is about to adopt must be neither reported nor removed."""
+    namespace, policies = guarded
+    policies.put(
+        "team",
+        scopes=[{"resourceGroup": {"name": "rg-ml"}}],
+        roles=[{"builtIn": ["Reader"]}],
+        identities={"exclusiveGrants": True},
+        adoption={"resourceGroups": [{"name": RG_IDENTITIES}]},
+    )
+    msi = msi_client(azlocal, admin_credential(azlocal))
+    consent = {"aml-identity.adoptable-by": f"{namespace}/adopter"}
+    existing = msi.user_assigned_identities.create_or_update(
+        RG_IDENTITIES, f"{namespace}-adopter", {"location": "westeurope", "tags": consent}
+    )
+    admin = authorization_client(azlocal, admin_credential(azlocal))
+    by_hand = str(uuid.uuid4())
+    admin.role_assignments.create(
+        RG_ML,
+        by_hand,
+        {
+            "role_definition_id": ROLES + READER,
+            "principal_id": existing.principal_id,
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    since = time.time()
+    mi = {
+        "managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"},
+        "exclusiveGrants": True,
+    }
+    binding = {
+        "role": {"builtIn": "Reader"},
+        "subjects": [{"workloadIdentity": "adopter"}],
+        "scope": {"resourceGroup": {"name": "rg-ml"}},
+    }
+    apply(
+        cluster,
+        "WorkloadIdentity",
+        "adopter",
+        mi,
+        namespace,
+        annotations={"identity.aml.dev/adopt": "true"},
+    )
+    apply(cluster, "MLRoleBinding", "adopting", binding, namespace)
+    [record] = wait_ready(cluster, "mlrb", "adopting", namespace)["status"]["assignments"]
+    assert (record["name"], record["created"]) == (by_hand, False)
+    wait_grants(cluster, "adopter", namespace, "False", "UndeclaredGrants=False")
+    looked = resyncs(operator, namespace, "adopter")
+    wait_until(
+        lambda: resyncs(operator, namespace, "adopter") >= looked + 2,
+        timeout=30,
+        what="two more resyncs of the identity",
+    )
+    deletes = [
+        r
+        for r in azlocal.admin("GET", "requests")
+        if r["method"] == "DELETE" and by_hand in r["path"] and r["time"] >= since
+    ]
+    assert deletes == []
+    assert admin.role_assignments.get(RG_ML, by_hand).principal_id == existing.principal_id
+    reasons = {r for _, r, _ in events(cluster, namespace, "adopter")}
+    assert not reasons & {"RemovedUndeclaredGrant", "UndeclaredGrant"}

@@ -39,8 +39,10 @@ def test_only_the_principals_undeclared_assignments_count_once_each() -> None:
         assignment("theirs", RG, OTHER),
         assignment("A", RG),  # the same assignment from a second listing
     ]
-    found = undeclared(listed, ME.upper(), lambda a: a.name == "declared")
+    found = undeclared(listed, ME.upper(), lambda a: a.name == "declared", [RG])
     assert [a.name for a in found] == ["a", "b"]  # sorted by scope
+    above = [assignment("inherited", "/providers/Microsoft.Management/managementGroups/root")]
+    assert undeclared(above, ME, lambda a: False, [f"/subscriptions/{SUB}"]) == []
 
 
 def test_each_finding_is_announced_once() -> None:
@@ -78,3 +80,20 @@ def test_many_findings_are_summarised_in_the_message() -> None:
     message = GrantScan((RG,), undeclared=many).condition()[2]
     assert "12 role assignment(s)" in message
     assert "and 7 more (status.undeclaredGrants)" in message
+
+
+def test_a_candidate_is_confirmed_after_the_grace_period_and_forgotten_when_gone() -> None:
+    from aml_identity.reconcile.grants import Sightings
+
+    seen = Sightings()
+    assert seen.confirmed("wid-1", ["a"], now=100.0, grace=5.0) == set()
+    assert seen.confirmed("wid-1", ["A", "b"], now=104.0, grace=5.0) == set()
+    assert seen.confirmed("wid-1", ["a", "b"], now=105.0, grace=5.0) == {"a"}
+    # "a" went away (a binding recorded it): seen again later, it waits again.
+    assert seen.confirmed("wid-1", ["b"], now=110.0, grace=5.0) == {"b"}
+    assert seen.confirmed("wid-1", ["a", "b"], now=111.0, grace=5.0) == {"b"}
+    assert seen.confirmed("wid-1", [], now=112.0, grace=5.0) == set()
+    assert len(seen) == 0
+    seen.confirmed("wid-2", ["c"], now=0.0, grace=5.0)
+    seen.forget("wid-2")
+    assert len(seen) == 0

@@ -12,7 +12,7 @@ from aml_identity.azure.gateway import Gateway
 from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.waiters import Waiters
 from aml_identity.kube.cluster import Cluster, KubeError
-from aml_identity.reconcile.grants import GrantScan
+from aml_identity.reconcile.grants import GrantScan, Sightings
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
 
@@ -128,6 +128,8 @@ class Deps:
     # Shared too: which bindings record which role assignment (handlers/holders.py keeps
     # it from the watch; empty for `plan`).
     assignment_holders: Holders = field(default_factory=Holders)
+    # Shared too: when each candidate undeclared grant was first seen (controllers/grants).
+    grant_sightings: Sightings = field(default_factory=Sightings)
 
     @property
     def gateway(self) -> Gateway:

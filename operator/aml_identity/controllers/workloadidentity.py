@@ -167,6 +167,7 @@ async def _compare_grants(
         deps,
         namespace=owner.namespace,
         name=owner.name,
+        uid=owner.uid,
         principal_id=str(principal),
         reported=[g.name for g in resource.status.undeclared_grants] if resource.status else [],
         remove=resource.spec.exclusive_grants and kept_because is None,

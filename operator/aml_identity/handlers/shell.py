@@ -72,6 +72,7 @@ class Memo:
             del self.uids[key]
         self.schedule.forget(key)
         self.deps.waiters.forget(key)
+        self.deps.grant_sightings.forget(uid)
 
     def forget_key(self, key: ResourceKey) -> None:
         """The object under `key` is gone (found so by a resync)."""

@@ -43,18 +43,57 @@ def undeclared(
     assignments: Iterable[RoleAssignment],
     principal_id: str,
     declared: Callable[[RoleAssignment], bool],
+    scopes: Sequence[str],
 ) -> list[RoleAssignment]:
-    """The assignments to `principal_id` that `declared` does not account for, once each,
-    in a stable order (scope, then role)."""
+    """The assignments to `principal_id` at or below one of `scopes` that `declared` does
+    not account for, once each, in a stable order (scope, then role). Those above (a
+    management group's, inherited) are not the compared scopes' and no binding can
+    declare them."""
     found: dict[str, RoleAssignment] = {}
     for assignment in assignments:
         if assignment.principal_id.lower() != principal_id.lower():
+            continue
+        if not any(scope_within(assignment.scope, scope) for scope in scopes):
             continue
         if not declared(assignment):
             found.setdefault(assignment.name.lower(), assignment)
     return sorted(
         found.values(), key=lambda a: (a.scope.lower(), definition_guid(a.role_definition_id))
     )
+
+
+# A grant is reported (and removed) only once it has been seen undeclared for this long,
+# at most the resync period: a binding applied with its identity (an adopted identity
+# and the binding that declares its existing grant, as `aml-identity export` writes
+# them) may reach the cluster, or its first reconcile, after the identity's first look.
+GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Sightings:
+    """When each candidate undeclared grant of each identity was first seen (in the
+    process: after a restart, a grant not yet reported waits one grace period more)."""
+
+    _first: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def confirmed(self, owner: str, names: Iterable[str], now: float, grace: float) -> set[str]:
+        """Record the candidates seen now for identity `owner` (its uid); return those
+        first seen at least `grace` seconds ago. Candidates no longer seen are dropped."""
+        current = {name.lower() for name in names}
+        seen = {n: t for n, t in self._first.get(owner, {}).items() if n in current}
+        for name in current:
+            seen.setdefault(name, now)
+        if seen:
+            self._first[owner] = seen
+        else:
+            self._first.pop(owner, None)
+        return {name for name, first in seen.items() if now - first >= grace}
+
+    def forget(self, owner: str) -> None:
+        self._first.pop(owner, None)
+
+    def __len__(self) -> int:
+        return len(self._first)
 
 
 def newly_found(previous: Iterable[str], found: Iterable[RoleAssignment]) -> list[RoleAssignment]:
@@ -83,6 +122,8 @@ class GrantScan:
     unreadable: str | None = None
     # Why undeclared grants are kept though spec.exclusiveGrants asks to remove them.
     kept_because: str | None = None
+    # Why the last removal failed (Azure's refusal), when one did.
+    not_removed: str | None = None
     # Role names by role definition id (lower case), where they could be read.
     role_names: Mapping[str, str | None] = field(default_factory=dict)
 
@@ -111,6 +152,8 @@ class GrantScan:
         more = len(self.undeclared) - SHOWN
         more_text = f"; and {more} more (status.undeclaredGrants)" if more > 0 else ""
         kept = f"; kept: {self.kept_because}" if self.kept_because else ""
+        if self.not_removed:
+            kept += f"; cannot remove: {self.not_removed}"
         return (
             ConditionStatus.TRUE,
             Reason.UNDECLARED_GRANTS,

@@ -576,6 +576,9 @@ def check_identity(
                 f"namespace {ns} may not remove role assignments it did not declare "
                 f"(spec.exclusiveGrants): no MLAccessPolicy selecting {ns} sets "
                 "spec.identities.exclusiveGrants; undeclared grants are only reported",
+                # It deletes grants someone made on purpose: never on an Audit policy's
+                # say-so alone.
+                absolute=True,
             )
         )
     for fed in request.federated:
