@@ -196,7 +196,21 @@ def test_an_identity_we_did_not_create_is_not_owned(
         f"{namespace}-legacy",
         {"location": "westeurope", "tags": {"owner": "someone"}},
     )
-    apply(cluster, "WorkloadIdentity", "legacy", {"managedIdentity": MI}, namespace)
+    # The owner's own federation, which the spec declares too (as `aml-identity export`
+    # writes it): adopting keeps it, and releasing never removes it.
+    theirs_fic = {"issuer": "https://issuer.example", "subject": "legacy-ci"}
+    msi.federated_identity_credentials.create_or_update(
+        RG_IDENTITIES,
+        f"{namespace}-legacy",
+        "theirs",
+        {**theirs_fic, "audiences": ["api://AzureADTokenExchange"]},
+    )
+    spec = {
+        "managedIdentity": MI,
+        "serviceAccounts": [{"name": "legacy-sa", "create": True}],
+        "federatedCredentials": [{"name": "theirs", **theirs_fic}],
+    }
+    apply(cluster, "WorkloadIdentity", "legacy", spec, namespace)
     found = wait_reason(cluster, "wid", "legacy", "NotOwned", namespace)
     assert found["status"] == "False"
     assert "was not created by this WorkloadIdentity" in found["message"]
@@ -216,10 +230,19 @@ def test_an_identity_we_did_not_create_is_not_owned(
     # Adoption writes nothing: the owner's tags stay exactly as they are (no ownership
     # tags); the resource knows its identity by the principal id in its status.
     assert adopted == theirs
-    # Deleting the resource releases the adopted identity to its owner (Orphan by default).
+    assert obj["status"]["adoptedFederatedCredentials"] == ["theirs"]
+
+    def credentials() -> set[str]:
+        listed = msi.federated_identity_credentials.list(RG_IDENTITIES, f"{namespace}-legacy")
+        return {c.name for c in listed}
+
+    assert credentials() == {"theirs", "k8s-legacy-sa"}
+    # Deleting the resource releases the adopted identity to its owner (Orphan by default):
+    # the credential it made goes, the owner's stays.
     cluster.kubectl("delete", "wid", "legacy", "-n", namespace)
     wait_gone(cluster, "wid", "legacy", namespace)
     assert msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags == theirs
+    assert credentials() == {"theirs"}
 
 
 def test_observe_mode_never_writes(

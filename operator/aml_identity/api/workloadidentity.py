@@ -447,6 +447,13 @@ class WorkloadIdentityStatus(CommonStatus):
     federated_credentials: list[str] = Field(
         default_factory=list, description="Names of the federated credentials in Azure."
     )
+    adopted_federated_credentials: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Of those, the ones an adopted identity already had: its owner's, never "
+            "removed by the operator (not when dropped from the spec, revoked, or released)."
+        ),
+    )
     service_accounts: list[str] = Field(
         default_factory=list,
         description="Service accounts annotated with this identity (released when dropped).",

@@ -199,6 +199,27 @@ async def _reconcile(
         observed, credentials = await _observe(deps, resource, body, desired)
     except AzureFailure as failure:
         return Outcome.from_failure(failure, f"reading managed identity {desired.name}")
+    adopted = _adopted_credentials(resource, observed, credentials, desired)
+    outcome = await _converge(deps, resource, owner, body, desired, observed, credentials, excluded)
+    recorded = resource.status.adopted_federated_credentials if resource.status else []
+    # Absent until an adopted identity has some.
+    written = outcome.status.get("federatedCredentials") is not None
+    if adopted is not None and written and (adopted or recorded):
+        outcome.status["adoptedFederatedCredentials"] = adopted
+    return outcome
+
+
+async def _converge(
+    deps: Deps,
+    resource: WorkloadIdentity,
+    owner: Owner,
+    body: dict[str, Any],
+    desired: DesiredIdentity,
+    observed: Identity | None,
+    credentials: list[FederatedCredential] | None,
+    excluded: frozenset[str],
+) -> Outcome:
+    """Plan and, unless observing only, write: the identity and its credentials."""
     known_principal = resource.status.principal_id if resource.status else None
     plan = plan_identity(
         desired,
@@ -390,7 +411,29 @@ def _settled(resource: WorkloadIdentity, body: dict[str, Any], desired: DesiredI
 
 
 def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:
-    return frozenset(resource.status.federated_credentials if resource.status else ())
+    """The federated credentials this resource made: the ones it keeps, but those an
+    adopted identity already had."""
+    status = resource.status
+    if status is None:
+        return frozenset()
+    return frozenset(status.federated_credentials) - set(status.adopted_federated_credentials)
+
+
+def _adopted_credentials(
+    resource: WorkloadIdentity,
+    observed: Identity | None,
+    credentials: list[FederatedCredential] | None,
+    desired: DesiredIdentity,
+) -> list[str] | None:
+    """The desired credentials an adopted identity had that this resource did not make
+    (recorded so that they are never removed); None: not read this time, keep them."""
+    if observed is None or ADOPTABLE_TAG not in observed.tags:
+        return []
+    if credentials is None:
+        return None
+    made = _made_credentials(resource)
+    wanted = {c.name for c in desired.federated_credentials}
+    return sorted(c.name for c in credentials if c.name in wanted and c.name not in made)
 
 
 def _ready(
