@@ -327,11 +327,24 @@ def test_export_round_trip_adopts_with_zero_writes(
         assert [(a["name"], a["created"]) for a in assignments["status"]["assignments"]] == [
             (made[WORKSPACE][0], False)
         ]
+        # Taken out of Git again, the adopted objects go back to their owner as they are:
+        # the identity and its credentials, the custom role, the grants.
+        cluster.kubectl("delete", "-f", str(out), "--wait=true")
+        for doc in objects.values():
+            kind, meta = PLURALS[doc["kind"]], doc["metadata"]
+            wait_until(
+                partial(lambda k, n: get(cluster, k, n, ns if k != "mlroles" else None) is None,
+                        kind, meta["name"]),
+                timeout=60,
+                what=f"{kind} {meta['name']} to be deleted",
+            )  # fmt: skip
+        assert _azure_state(msi, auth, name, principal, role_guid) == before
     finally:
         if policy_name:
             cluster.kubectl("delete", "mlap", policy_name, "--ignore-not-found")
         for scope, (assignment, _, _) in made.items():
             auth.role_assignments.delete(scope, assignment)
+        auth.role_definitions.delete(RG_ML, role_guid)  # released by its MLRole
         cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
         cluster.kubectl(
             "delete", "mlroles", f"legacy-endpoint-reader-{suffix}", "--ignore-not-found",

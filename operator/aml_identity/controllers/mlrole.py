@@ -135,6 +135,14 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
                 return Outcome(Reason.DELETING, "no custom role was created")
         else:
             guid = role.status.role_definition_name
+            derived = role_definition_name(deps.settings.cluster_id, body["metadata"]["name"])
+            if guid.lower() != derived.lower():
+                # Adopted: someone else made it, and deleting removes only what the
+                # operator created. It goes back to its owner as it is now.
+                message = f"custom role '{role.spec.role_name}' was adopted: left to its owner"
+                return Outcome(
+                    Reason.DELETING, message, events=[Event("Normal", "Released", message)]
+                )
         await deps.gateway.delete_role_definition(scope, guid)
     except AzureFailure as failure:
         if gone(failure):
