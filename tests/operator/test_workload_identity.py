@@ -237,6 +237,19 @@ def test_an_identity_we_did_not_create_is_not_owned(
         return {c.name for c in listed}
 
     assert credentials() == {"theirs", "k8s-legacy-sa"}
+    assert obj["status"]["adopted"] is True
+    # The owner withdraws consent: the identity is no longer managed (nothing written to
+    # it, its tags stay the owner's), until the tag is back.
+    msi.user_assigned_identities.update(
+        RG_IDENTITIES, f"{namespace}-legacy", {"tags": {"owner": "someone"}}
+    )
+    withdrawn = wait_message(cluster, "wid", "legacy", "withdrawn consent", namespace)
+    assert withdrawn["reason"] == "NotOwned"
+    assert msi.user_assigned_identities.get(RG_IDENTITIES, f"{namespace}-legacy").tags == {
+        "owner": "someone"
+    }
+    msi.user_assigned_identities.update(RG_IDENTITIES, f"{namespace}-legacy", {"tags": theirs})
+    wait_ready(cluster, "wid", "legacy", namespace)
     # Deleting the resource releases the adopted identity to its owner (Orphan by default):
     # the credential it made goes, the owner's stays.
     cluster.kubectl("delete", "wid", "legacy", "-n", namespace)

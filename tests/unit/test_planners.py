@@ -223,6 +223,21 @@ def test_plan_refuses_what_is_not_ours_unless_adopted() -> None:
     )
     assert again.blocked is None
     assert again.empty
+    # The owner withdraws consent (removes the tag): the resource that adopted it (its
+    # status says so) writes nothing more, not even its ownership tags.
+    withdrawn = plan_identity(
+        desired,
+        observed_identity({"owner": "someone"}),
+        [theirs_credential],
+        owner_uid="uid-1",
+        adopt=False,
+        consent="ml-team/trainer",
+        known_principal="principal",
+        adopted=True,
+    )
+    assert withdrawn.blocked is not None
+    assert withdrawn.blocked[0] is Reason.NOT_OWNED
+    assert "withdrawn consent" in withdrawn.blocked[1]
     # Tags the spec asks for are added to the owner's, and only those.
     tagged = desired_identity(
         spec(

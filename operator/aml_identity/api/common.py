@@ -45,6 +45,15 @@ def scope_within(scope: str, ancestor: str) -> bool:
     return s == a or s.startswith(a + "/")
 
 
+def arm_id_part(arm_id: str, key: str) -> str:
+    """The segment after `key` in an ARM id (e.g. resourceGroups), matched ignoring case."""
+    parts = arm_id.split("/")
+    for i, part in enumerate(parts[:-1]):
+        if part.lower() == key.lower():
+            return parts[i + 1]
+    raise ValueError(f"{arm_id} has no {key}")
+
+
 def cel(rule: str, message: str, **extra: Any) -> dict[str, Any]:
     """One `x-kubernetes-validations` entry (a CEL rule the API server enforces)."""
     return {"rule": rule, "message": message, **extra}

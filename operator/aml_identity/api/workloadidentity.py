@@ -447,11 +447,19 @@ class WorkloadIdentityStatus(CommonStatus):
     federated_credentials: list[str] = Field(
         default_factory=list, description="Names of the federated credentials in Azure."
     )
-    adopted_federated_credentials: list[str] = Field(
-        default_factory=list,
+    adopted: bool = Field(
+        default=False,
         description=(
-            "Of those, the ones an adopted identity already had: its owner's, never "
-            "removed by the operator (not when dropped from the spec, revoked, or released)."
+            "The managed identity was adopted (it existed, and its owner consented): deleting "
+            "this resource releases it, and the owner withdrawing consent stops its management."
+        ),
+    )
+    adopted_federated_credentials: list[str] | None = Field(
+        default=None,
+        description=(
+            "Federated credentials an adopted identity already had and the spec declares: "
+            "its owner's, never removed by the operator (not when dropped from the spec, "
+            "revoked, or released)."
         ),
     )
     service_accounts: list[str] = Field(

@@ -113,8 +113,14 @@ class AzureFailure(Exception):
 
     def __str__(self) -> str:
         where = f" (request id {self.request_id})" if self.request_id else ""
+        return f"{self.summary}{where}"
+
+    @property
+    def summary(self) -> str:
+        """Code and message without the request id: the same failure reads the same
+        each time (a condition that repeats it is not rewritten at every look)."""
         code = f"{self.code}: " if self.code else ""
-        return f"{code}{self.message}{where}"
+        return f"{code}{self.message}"
 
 
 def classify(error: Exception) -> AzureFailure:

@@ -79,6 +79,7 @@ class Gateway:
     # Role assignments at, above and below a scope (the undeclared-grants comparison):
     # one listing of a subscription serves every identity.
     _within: Listings[str, RoleAssignment] = field(init=False)
+    _within_refused: dict[str, tuple[float, AzureFailure]] = field(default_factory=dict)
     _role_lookups: Listings[tuple[str, str], RoleDefinition] = field(init=False)
     pages: ArmPages = field(init=False)  # the listings above, read as plain JSON
 
@@ -292,14 +293,17 @@ class Gateway:
         if key in self._role_names:
             self._role_names.move_to_end(key)
             return self._role_names[key]
-        scope, _, guid = role_definition_id.rpartition(
-            "/providers/Microsoft.Authorization/roleDefinitions/"
-        )
+        marker = "/providers/microsoft.authorization/roledefinitions/"
+        at = key.rfind(marker)
+        scope = role_definition_id[:at] if at > 0 else ""
+        guid = role_definition_id[at + len(marker) :] if at >= 0 else role_definition_id
         try:
             found = await self.get_role_definition(
                 scope or f"/subscriptions/{self.settings.subscription_id}", guid
             )
-        except AzureFailure:
+        except AzureFailure as failure:
+            if not failure.retryable:  # not readable: not asked again for every look
+                self._role_names[key] = None
             return None
         name = found.role_name if found is not None else None
         self._role_names[key] = name
@@ -345,8 +349,20 @@ class Gateway:
         return list(listed.values())
 
     async def assignments_within(self, scope: str) -> list[RoleAssignment]:
-        """Every assignment at, above or below `scope`, from a shared listing."""
-        listed = await self._within.get(scope.lower(), lambda: self._list_within(scope))
+        """Every assignment at, above or below `scope`, from a shared listing. A refusal
+        that will not pass by itself (no read permission there) is kept as long as a
+        listing would be: every identity asking again would read again."""
+        key = scope.lower()
+        refused = self._within_refused.get(key)
+        if refused is not None and time.monotonic() - refused[0] < self._within.max_age:
+            raise refused[1]
+        try:
+            listed = await self._within.get(key, lambda: self._list_within(scope))
+        except AzureFailure as failure:
+            if not failure.retryable:
+                self._within_refused[key] = (time.monotonic(), failure)
+            raise
+        self._within_refused.pop(key, None)
         return list(listed.values())
 
     async def _list_within(self, scope: str) -> dict[str, RoleAssignment]:

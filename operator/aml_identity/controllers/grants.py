@@ -12,18 +12,17 @@ in the cluster, so a binding the watch has not delivered yet is never taken for 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
 
-from aml_identity.api.common import TRANSIENT_REASONS, Condition
 from aml_identity.api.observed import RoleAssignment
 from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.outcome import Deps, Event, Outcome, Progress
 from aml_identity.kube.cluster import KubeError
 from aml_identity.metrics import UNDECLARED_GRANTS
-from aml_identity.reconcile.conditions import READY, find_condition
 from aml_identity.reconcile.grants import (
     GRACE_SECONDS,
     GrantScan,
+    declaration,
     describe,
     newly_found,
     scan_scopes,
@@ -44,37 +43,38 @@ async def compare(
     reported: list[str],
     remove: bool,
     kept_because: str | None = None,
-) -> tuple[GrantScan | None, Progress]:
+) -> tuple[GrantScan, Progress]:
     """`reported`: the names status.undeclaredGrants lists (already announced).
     `remove`: delete what is undeclared (spec.exclusiveGrants, allowed, managed);
-    otherwise `kept_because` says why not, when it was asked for. The scan is None while
-    a binding that names this identity is still working: what it is about to record
-    (or adopt) is not yet declared, and must be neither reported nor removed."""
+    otherwise `kept_because` says why not, when it was asked for. Returns the scan, and
+    the events and writes it made."""
     done = Progress()
     scopes = scan_scopes(deps.settings.grant_scopes, deps.settings.subscription_id)
     if not scopes:
         return GrantScan(scopes), done
+    known = {n.lower() for n in reported}
     try:
         listed = [a for scope in scopes for a in await deps.gateway.assignments_within(scope)]
         held = deps.assignment_holders
         found = undeclared(listed, principal_id, lambda a: bool(held.get(a.name)), scopes)
-        if found:
-            found, settling = await _not_in_cluster(deps, found, namespace, name)
-            if settling:
-                return None, done
+        names = {
+            a.role_definition_id.lower(): await deps.gateway.role_name(a.role_definition_id)
+            for a in found
+        }
+        # The cluster is asked about what is new, and before anything is removed: a
+        # grant reported before stays reported until a binding records it (the watch).
+        if any(a.name.lower() not in known for a in found) or (found and remove):
+            found = await _not_in_cluster(deps, found, namespace, name, names)
     except (AzureFailure, KubeError) as error:
-        return GrantScan(scopes, unreadable=str(error)), done
+        why = error.summary if isinstance(error, AzureFailure) else str(error)
+        return GrantScan(scopes, unreadable=why), done
     # Reported once seen for a grace period (or reported before): what a binding applied
     # at the same time is about to adopt is declared by then.
+    now = time.monotonic()
     grace = min(GRACE_SECONDS, deps.settings.resync_seconds)
-    confirmed = deps.grant_sightings.confirmed(
-        uid, (a.name for a in found), time.monotonic(), grace
-    ) | {n.lower() for n in reported}
+    sightings = deps.grant_sightings
+    confirmed = sightings.confirmed(uid, (a.name for a in found), now, grace) | known
     found = [a for a in found if a.name.lower() in confirmed]
-    names = {
-        a.role_definition_id.lower(): await deps.gateway.role_name(a.role_definition_id)
-        for a in found
-    }
     new = newly_found(reported, found)
     if new:
         done.note(
@@ -86,12 +86,15 @@ async def compare(
     removed: list[RoleAssignment] = []
     not_removed: str | None = None
     for assignment in found if remove else []:
+        if not sightings.may_remove(uid, assignment.name, now):
+            not_removed = f"{assignment.name} (refused before; tried again hourly)"
+            continue
         try:
             await deps.gateway.delete_assignment(assignment.scope, assignment.name)
         except AzureFailure as failure:
-            not_removed = f"{assignment.name}: {failure}"
-            if assignment in new:  # once per finding; the condition keeps saying it
-                done.note("UndeclaredGrant", f"cannot remove {not_removed}", warning=True)
+            sightings.refused(uid, assignment.name, now)
+            not_removed = f"{assignment.name}: {failure.summary}"
+            done.note("UndeclaredGrant", f"cannot remove {not_removed}", warning=True)
             continue
         removed.append(assignment)
         done.wrote(
@@ -116,57 +119,51 @@ async def compare(
 
 
 async def _not_in_cluster(
-    deps: Deps, candidates: list[RoleAssignment], namespace: str, identity: str
-) -> tuple[list[RoleAssignment], bool]:
-    """Those of `candidates` no MLRoleBinding in the cluster records or names as maker,
-    and whether a binding naming `identity` is still working on its spec."""
-    cluster, namespaces = deps.cluster, deps.settings.namespaces
-    if namespaces:
-        bindings = [b for ns in namespaces for b in await cluster.list_custom(BINDINGS, ns)]
-    else:
-        bindings = await cluster.list_cluster_custom(BINDINGS)
+    deps: Deps,
+    candidates: list[RoleAssignment],
+    namespace: str,
+    identity: str,
+    names: Mapping[str, str | None],
+) -> list[RoleAssignment]:
+    """Those of `candidates` that no MLRoleBinding accounts for: recorded in a binding's
+    status, made by a binding that exists (or that this operator cannot see: another
+    namespace's), or matching the spec of a binding naming the identity, whatever that
+    binding's state (Observe, waiting, denied)."""
+    settings = deps.settings
+    bindings = await deps.cluster.list_watched(BINDINGS, settings.namespaces)
     recorded = {
         str(a.get("name", "")).lower()
         for b in bindings
         for a in (b.get("status") or {}).get("assignments") or []
     }
     live = {str(b["metadata"].get("uid", "")).lower() for b in bindings}
+    watched = set(settings.namespaces)
+    declarations = [
+        d
+        for b in bindings
+        if b["metadata"].get("namespace") == namespace
+        and (d := declaration(b, identity, settings.subscription_id)) is not None
+    ]
 
     def declared(assignment: RoleAssignment) -> bool:
+        if assignment.name.lower() in recorded:
+            return True
         maker = assignment_owner(assignment.description)
-        return assignment.name.lower() in recorded or (maker is not None and maker.uid in live)
+        if maker is not None and (
+            maker.uid in live or (watched and maker.namespace not in watched)
+        ):
+            return True
+        role = names.get(assignment.role_definition_id.lower())
+        return any(d.covers(assignment, role) for d in declarations)
 
-    settling = any(
-        b["metadata"].get("namespace") == namespace and names_identity(b, identity) and working(b)
-        for b in bindings
-    )
-    return [a for a in candidates if not declared(a)], settling
-
-
-def names_identity(binding: dict[str, Any], identity: str) -> bool:
-    subjects = (binding.get("spec") or {}).get("subjects") or []
-    return any(s.get("workloadIdentity") == identity for s in subjects)
+    return [a for a in candidates if not declared(a)]
 
 
-def working(body: dict[str, Any]) -> bool:
-    """Not done with its current spec: no Ready condition for this generation yet, or one
-    that says it is still under way (a binding a person must fix is done, for now)."""
-    status = body.get("status") or {}
-    conditions = [Condition.model_validate(c) for c in status.get("conditions") or []]
-    ready = find_condition(conditions, READY)
-    if ready is None or ready.observed_generation != body["metadata"].get("generation"):
-        return True
-    return ready.reason in {reason.value for reason in TRANSIENT_REASONS}
-
-
-def apply(outcome: Outcome, scan: GrantScan | None, done: Progress) -> None:
+def apply(outcome: Outcome, scan: GrantScan, done: Progress) -> None:
     """Put the comparison into the identity's outcome: the condition, the status list
-    (kept as it was when the assignments could not be listed, or not compared this
-    time), events and writes."""
+    (kept as it was when the assignments could not be listed), events and writes."""
     outcome.events += done.events
     outcome.azure_writes += done.writes
-    if scan is None:
-        return
     outcome.grants = scan
     if scan.unreadable is None:
         outcome.status["undeclaredGrants"] = scan.status()

@@ -4,6 +4,7 @@ and the annotations on the service accounts it trusts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aml_identity.api.common import ManagementPolicy, Reason
@@ -143,7 +144,12 @@ async def reconcile(deps: Deps, body: dict[str, Any]) -> Outcome:
         outcome.azure_writes += revoked.azure_writes
     if outcome.reason in (Reason.RECONCILED, Reason.DRIFT_DETECTED):
         await _compare_grants(deps, resource, owner, outcome, verdict)
-    return with_verdict(outcome, verdict, KIND, owner.namespace, owner.name)
+    # A denied spec.exclusiveGrants withholds only the removal, which the UndeclaredGrants
+    # condition reports: the identity (and the bindings waiting for it) stays Ready.
+    about_identity = replace(
+        verdict, denials=tuple(d for d in verdict.denials if d.part != EXCLUSIVE_GRANTS)
+    )
+    return with_verdict(outcome, about_identity, KIND, owner.namespace, owner.name)
 
 
 async def _compare_grants(
@@ -158,7 +164,9 @@ async def _compare_grants(
     kept_because: str | None = None
     if resource.spec.exclusive_grants:
         if verdict.denies(EXCLUSIVE_GRANTS):
-            kept_because = "no MLAccessPolicy allows spec.exclusiveGrants"
+            kept_because = (
+                "no MLAccessPolicy selecting the namespace sets spec.identities.exclusiveGrants"
+            )
         elif resource.spec.management_policy == ManagementPolicy.OBSERVE:
             kept_because = "managementPolicy is Observe"
         elif not deps.manage:
@@ -201,11 +209,11 @@ async def _reconcile(
         return Outcome.from_failure(failure, f"reading managed identity {desired.name}")
     adopted = _adopted_credentials(resource, observed, credentials, desired)
     outcome = await _converge(deps, resource, owner, body, desired, observed, credentials, excluded)
-    recorded = resource.status.adopted_federated_credentials if resource.status else []
-    # Absent until an adopted identity has some.
-    written = outcome.status.get("federatedCredentials") is not None
-    if adopted is not None and written and (adopted or recorded):
-        outcome.status["adoptedFederatedCredentials"] = adopted
+    if outcome.status.get("federatedCredentials") is not None and observed is not None:
+        if _adopted(resource, observed):
+            outcome.status["adopted"] = True
+        if adopted is not None:
+            outcome.status["adoptedFederatedCredentials"] = adopted
     return outcome
 
 
@@ -230,6 +238,7 @@ async def _converge(
         consent=f"{owner.namespace}/{owner.name}",
         known_principal=known_principal,
         made_credentials=_made_credentials(resource),
+        adopted=bool(resource.status and resource.status.adopted),
     )
     if plan.blocked:
         reason, message = plan.blocked
@@ -416,7 +425,16 @@ def _made_credentials(resource: WorkloadIdentity) -> frozenset[str]:
     status = resource.status
     if status is None:
         return frozenset()
-    return frozenset(status.federated_credentials) - set(status.adopted_federated_credentials)
+    return frozenset(status.federated_credentials) - set(status.adopted_federated_credentials or ())
+
+
+def _adopted(resource: WorkloadIdentity, observed: Identity) -> bool:
+    """Someone else's identity this resource took over: recorded once adopted (so that
+    withdrawing consent, removing the tag, does not make it look like ours), or carrying
+    the owner's consent tag without our ownership tags."""
+    if resource.status is not None and resource.status.adopted:
+        return True
+    return ADOPTABLE_TAG in observed.tags and f"{TAG_PREFIX}.uid" not in observed.tags
 
 
 def _adopted_credentials(
@@ -426,13 +444,23 @@ def _adopted_credentials(
     desired: DesiredIdentity,
 ) -> list[str] | None:
     """The desired credentials an adopted identity had that this resource did not make
-    (recorded so that they are never removed); None: not read this time, keep them."""
-    if observed is None or ADOPTABLE_TAG not in observed.tags:
-        return []
-    if credentials is None:
+    (recorded so that they are never removed); None: nothing to record this time (not
+    adopted, or the credentials were not read)."""
+    if observed is None or credentials is None:
         return None
-    made = _made_credentials(resource)
+    status = resource.status
+    legacy = status is not None and status.adopted_federated_credentials is None
+    if not (_adopted(resource, observed) or (legacy and ADOPTABLE_TAG in observed.tags)):
+        return None
     wanted = {c.name for c in desired.federated_credentials}
+    if legacy and status is not None and status.principal_id:
+        # Adopted by a version that recorded none: its status lists the owner's and its
+        # own alike. The operator names its own k8s-<service account>; the rest were
+        # there (erring towards keeping: a credential kept is not a credential lost).
+        return sorted(
+            c.name for c in credentials if c.name in wanted and not c.name.startswith("k8s-")
+        )
+    made = _made_credentials(resource)
     return sorted(c.name for c in credentials if c.name in wanted and c.name not in made)
 
 
@@ -545,7 +573,7 @@ async def revoke(
         observed = await gateway.get_identity(sub, group, name)
         if observed is None or not _ours(observed, resource, owner):
             return Outcome(Reason.RECONCILED, "no managed identity was created")
-        adopted = ADOPTABLE_TAG in observed.tags
+        adopted = _adopted(resource, observed)
         made = _made_credentials(resource)
 
         def revoking(credential: FederatedCredential) -> bool:
@@ -606,7 +634,7 @@ async def delete(deps: Deps, body: dict[str, Any]) -> Outcome:
             return Outcome(Reason.DELETING, "managed identity already gone")
         if not _ours(observed, resource, owner):
             return Outcome(Reason.DELETING, f"{observed.id} is not ours: left in place")
-        if ADOPTABLE_TAG in observed.tags and resource.spec.deletion_policy is None:
+        if _adopted(resource, observed) and resource.spec.deletion_policy is None:
             return await _release(deps, resource, owner, desired, observed)
         await gateway.delete_identity(desired.subscription, desired.resource_group, desired.name)
     except AzureFailure as failure:

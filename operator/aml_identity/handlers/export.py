@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from aml_identity.api.common import scope_within
 from aml_identity.api.observed import Identity, RoleAssignment, RoleDefinition
 from aml_identity.azure.clients import AzureClients
 from aml_identity.azure.errors import AzureFailure
@@ -32,7 +33,6 @@ from aml_identity.reconcile.exporting import (
     export,
     operator_managed,
     parse_scope,
-    within,
 )
 from aml_identity.reconcile.names import definition_guid
 from aml_identity.settings import Settings
@@ -71,7 +71,9 @@ async def _identities(gateway: Gateway, scope: ExportScope) -> list[Found]:
     else:
         # A resource: the identities that hold a role there or below it.
         around = await gateway.assignments_within(scope.resource_id)
-        holders = {a.principal_id.lower() for a in around if within(a.scope, scope.resource_id)}
+        holders = {
+            a.principal_id.lower() for a in around if scope_within(a.scope, scope.resource_id)
+        }
         listed = [
             i
             for i in await gateway.list_identities(scope.subscription)
@@ -105,7 +107,15 @@ async def _identities(gateway: Gateway, scope: ExportScope) -> list[Found]:
             )
             assignments = await assignments_of(identity.principal_id)
         mine = [a for a in assignments if a.principal_id.lower() == identity.principal_id.lower()]
-        return Found(identity, tuple(credentials), tuple(mine))
+        # Above the subscription (a management group's): no binding can declare those, and
+        # the undeclared-grants comparison does not look there either.
+        above = [
+            a for a in mine if not scope_within(a.scope, f"/subscriptions/{probe.subscription}")
+        ]
+        for grant in above:
+            _say(f"skipped role assignment {grant.id}: above the subscription")
+        inside = [a for a in mine if a not in above]
+        return Found(identity, tuple(credentials), tuple(inside))
 
     kept: list[Identity] = []
     for identity in sorted(listed, key=lambda i: i.id.lower()):

@@ -48,23 +48,36 @@ async def reading(settings: Settings) -> AsyncIterator[Deps]:
         await cluster.close()
 
 
+def _in(found: orphans.Scan, namespace: str | None) -> list[Orphan]:
+    return [o for o in found.orphans if namespace is None or o.namespace == namespace]
+
+
 async def find(settings: Settings, namespace: str | None) -> list[Orphan]:
     async with reading(settings) as deps:
-        found = await orphans.scan(deps)
-    return [o for o in found if namespace is None or o.namespace == namespace]
+        return _in(await orphans.scan(deps), namespace)
 
 
 async def _command(settings: Settings, namespace: str | None, delete: bool, output: str) -> int:
     async with reading(settings) as deps:
-        found = [
-            o for o in await orphans.scan(deps) if namespace is None or o.namespace == namespace
-        ]
+        scanned = await orphans.scan(deps)
+        found = _in(scanned, namespace)
         if output == "json":
             print(json.dumps([asdict(o) for o in found], indent=2))
         else:
             print(render(found), end="")
         if not delete or not found:
             return 0
+        if scanned.live_identities and not scanned.owned_live:
+            # Every object of the cluster id looks orphaned: the wrong kube context, or
+            # another cluster's id in the environment. Deleting would take it all.
+            print(
+                f"aml-identity: refusing to delete: none of this cluster's "
+                f"{scanned.live_identities} WorkloadIdentities owns an object tagged "
+                f"aml-identity.cluster={deps.settings.cluster_id}; is the kube context "
+                "(or AML_IDENTITY_CLUSTER_ID) the operator's?",
+                file=sys.stderr,
+            )
+            return 1
 
         def done(orphan: Orphan) -> None:
             print(f"deleted {orphan.kind} {orphan.id}", file=sys.stderr)
@@ -97,7 +110,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, peering: Peeri
         while True:
             try:
                 if peering is None or await peering.active():
-                    found = await orphans.scan(memo.shared.deps)
+                    found = (await orphans.scan(memo.shared.deps)).orphans
                     orphans.record(found)
                     if found:
                         log.warning(
@@ -105,8 +118,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings, peering: Peeri
                             "gone (aml-identity orphans lists them)",
                             len(found),
                         )
+            except asyncio.CancelledError:
+                raise
             except (AzureFailure, KubeError) as error:
                 log.warning("cannot look for orphans: %s", error)
+            except Exception:  # a dropped connection, a bug: the next scan tries again
+                log.exception("looking for orphans failed")
             await asyncio.sleep(interval)
 
     @kopf.on.startup(registry=registry, id="orphan-scan")

@@ -30,6 +30,8 @@ async def _orphans() -> tuple[list[Orphan], str | None]:
         return await orphans.find(settings, None), None
     except AzureFailure as failure:
         return [], f"Azure: {failure}"
+    except UNREACHABLE as error:  # the rest of the report may still be readable
+        return [], f"reading the cluster: {error}"
 
 
 async def gather(output: str, with_orphans: bool = True) -> str:

@@ -169,6 +169,13 @@ class Cluster:
         listed = await self._call("GET", self._custom_path(plural, None))
         return list(listed.get("items", []))
 
+    async def list_watched(self, plural: str, namespaces: list[str]) -> list[dict[str, Any]]:
+        """A namespaced kind in the namespaces the operator watches (empty: all of them,
+        one list; otherwise one per namespace, which is all its RBAC may allow)."""
+        if not namespaces:
+            return await self.list_cluster_custom(plural)
+        return [item for ns in namespaces for item in await self.list_custom(plural, ns)]
+
     async def list_pods(self) -> list[dict[str, Any]]:
         """Every Pod in the cluster (the access report: who uses which identity)."""
         listed = await self._call("GET", "/api/v1/pods")

@@ -35,6 +35,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aml_identity.api import GROUP
+from aml_identity.api.common import arm_id_part
 from aml_identity.api.observed import FederatedCredential, Identity, RoleAssignment, RoleDefinition
 from aml_identity.api.workloadidentity import TOKEN_EXCHANGE_AUDIENCE, FederatedCredentialSpec
 from aml_identity.reconcile.names import (
@@ -96,12 +97,6 @@ def parse_scope(text: str, default_subscription: str) -> ExportScope:
     return ExportScope(parts[1], parts[3], text)
 
 
-def within(scope: str, ancestor: str) -> bool:
-    """`scope` is `ancestor` or below it (ARM ids compare case-insensitively)."""
-    s, a = scope.lower().rstrip("/"), ancestor.lower().rstrip("/")
-    return s == a or s.startswith(a + "/")
-
-
 def operator_managed(identity: Identity) -> bool:
     """Created by this operator (any cluster): export leaves those to their resources."""
     return identity.tags.get(f"{TAG_PREFIX}.managed-by") == MANAGED_BY
@@ -117,19 +112,11 @@ class Found:
 
     @property
     def subscription(self) -> str:
-        return _id_part(self.identity.id, "subscriptions")
+        return arm_id_part(self.identity.id, "subscriptions")
 
     @property
     def resource_group(self) -> str:
-        return _id_part(self.identity.id, "resourceGroups")
-
-
-def _id_part(arm_id: str, key: str) -> str:
-    parts = arm_id.split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part.lower() == key.lower():
-            return parts[i + 1]
-    raise ValueError(f"{arm_id} has no {key}")
+        return arm_id_part(self.identity.id, "resourceGroups")
 
 
 @dataclass

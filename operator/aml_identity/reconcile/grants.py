@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aml_identity.api.common import ConditionStatus, Reason, scope_within
+from aml_identity.api.mlrolebinding import MLRoleBinding
 from aml_identity.api.observed import RoleAssignment
+from aml_identity.reconcile.binding import scope_id
 from aml_identity.reconcile.names import definition_guid
 
 # The condition's type on a WorkloadIdentity.
@@ -67,6 +70,9 @@ def undeclared(
 # and the binding that declares its existing grant, as `aml-identity export` writes
 # them) may reach the cluster, or its first reconcile, after the identity's first look.
 GRACE_SECONDS = 30.0
+# A removal Azure refused (e.g. an ABAC condition that allows deleting only some roles)
+# is tried again after this, not at every look.
+REMOVAL_BACKOFF = 3600.0
 
 
 @dataclass
@@ -75,12 +81,18 @@ class Sightings:
     process: after a restart, a grant not yet reported waits one grace period more)."""
 
     _first: dict[str, dict[str, float]] = field(default_factory=dict)
+    _refused: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def confirmed(self, owner: str, names: Iterable[str], now: float, grace: float) -> set[str]:
         """Record the candidates seen now for identity `owner` (its uid); return those
         first seen at least `grace` seconds ago. Candidates no longer seen are dropped."""
         current = {name.lower() for name in names}
         seen = {n: t for n, t in self._first.get(owner, {}).items() if n in current}
+        refused = {n: t for n, t in self._refused.get(owner, {}).items() if n in current}
+        if refused:
+            self._refused[owner] = refused
+        else:
+            self._refused.pop(owner, None)
         for name in current:
             seen.setdefault(name, now)
         if seen:
@@ -89,11 +101,63 @@ class Sightings:
             self._first.pop(owner, None)
         return {name for name, first in seen.items() if now - first >= grace}
 
+    def refused(self, owner: str, name: str, now: float) -> None:
+        """Azure refused to remove this grant: not asked again for REMOVAL_BACKOFF."""
+        self._refused.setdefault(owner, {})[name.lower()] = now
+
+    def may_remove(self, owner: str, name: str, now: float) -> bool:
+        refused = self._refused.get(owner, {}).get(name.lower())
+        return refused is None or now - refused >= REMOVAL_BACKOFF
+
     def forget(self, owner: str) -> None:
         self._first.pop(owner, None)
+        self._refused.pop(owner, None)
 
     def __len__(self) -> int:
         return len(self._first)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What one MLRoleBinding naming the identity declares, read from its spec (whatever
+    its state: Observe, waiting, denied): a role at a scope. `role_guid` None and
+    `built_in` None: the role is not known yet (an MLRole not resolved), so any role at
+    the scope counts as declared."""
+
+    scope: str
+    role_guid: str | None = None
+    built_in: str | None = None
+
+    def covers(self, assignment: RoleAssignment, role_name: str | None) -> bool:
+        if assignment.scope.lower().rstrip("/") != self.scope.lower():
+            return False
+        if self.role_guid is not None:
+            return definition_guid(assignment.role_definition_id) == self.role_guid.lower()
+        if self.built_in is not None:
+            # Unknown name (unreadable): counted as declared rather than reported.
+            return role_name is None or role_name.lower() == self.built_in.lower()
+        return True
+
+
+def declaration(
+    body: Mapping[str, Any], identity: str, default_subscription: str
+) -> Declaration | None:
+    """The declaration of an MLRoleBinding body if it names WorkloadIdentity `identity`
+    (of its own namespace) as a subject; None otherwise."""
+    try:
+        binding = MLRoleBinding.model_validate(body)
+    except ValueError:
+        return None
+    if not any(s.workload_identity == identity for s in binding.spec.subjects):
+        return None
+    scope = scope_id(binding.spec.scope, default_subscription)
+    role = binding.spec.role
+    if role.role_definition_id:
+        return Declaration(scope, role_guid=definition_guid(role.role_definition_id))
+    if role.built_in:
+        return Declaration(scope, built_in=role.built_in)
+    resolved = binding.status.role_definition_id if binding.status else None
+    return Declaration(scope, role_guid=definition_guid(resolved) if resolved else None)
 
 
 def newly_found(previous: Iterable[str], found: Iterable[RoleAssignment]) -> list[RoleAssignment]:

@@ -153,6 +153,7 @@ def plan_identity(
     consent: str = "",
     known_principal: str | None = None,
     made_credentials: frozenset[str] = frozenset(),
+    adopted: bool = False,
 ) -> IdentityPlan:
     """`known_principal` is the principal id this resource recorded in its status: an
     identity with that principal is the one it created, even if its tags were stripped.
@@ -165,6 +166,9 @@ def plan_identity(
     are ever removed). It is recognised afterwards by the principal id the resource
     records in its status (`known_principal`) and by the consent tag, which its owner
     keeps.
+
+    `adopted`: this resource adopted the identity before (its status says so): without
+    the consent tag now, its owner has withdrawn consent, and nothing more is written.
 
     `observed_credentials` None: they were not read this time (a resync that skips
     them), so no credential change is planned for an identity that exists."""
@@ -183,6 +187,16 @@ def plan_identity(
                     "WorkloadIdentity; to take it over, annotate this resource with "
                     f"identity.aml.dev/adopt=true and have its owner tag it "
                     f"{ADOPTABLE_TAG}={consent or '<namespace>/<name>'}",
+                )
+            )
+        if adopted and not consented:
+            return IdentityPlan(
+                blocked=(
+                    Reason.NOT_OWNED,
+                    f"the owner of managed identity {observed.id} has withdrawn consent (the "
+                    f"tag {ADOPTABLE_TAG} is gone): it is no longer managed; restore the tag "
+                    f"{ADOPTABLE_TAG}={consent}, or delete this WorkloadIdentity, which "
+                    "releases it",
                 )
             )
         if not ours and not consented:
