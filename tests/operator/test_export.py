@@ -327,6 +327,15 @@ def test_export_round_trip_adopts_with_zero_writes(
         assert [(a["name"], a["created"]) for a in assignments["status"]["assignments"]] == [
             (made[WORKSPACE][0], False)
         ]
+        # An object of the same name with another spec is never overwritten by an export.
+        cluster.kubectl(
+            "patch", "mlrb", binding_scientist, "-n", ns, "--type=merge",
+            "-p", json.dumps({"spec": {"description": "changed in the cluster"}}),
+        )  # fmt: skip
+        clashing = operator.cli("export", "--scope", WORKSPACE, "--namespace", ns)
+        assert clashing.returncode == 1, clashing.stderr
+        assert f"MLRoleBinding {ns}/{binding_scientist}" in clashing.stderr
+        assert "already exist in the cluster" in clashing.stderr
         # Taken out of Git again, the adopted objects go back to their owner as they are:
         # the identity and its credentials, the custom role, the grants.
         cluster.kubectl("delete", "-f", str(out), "--wait=true")

@@ -35,7 +35,11 @@ from aml_identity.reconcile.exporting import (
     parse_scope,
 )
 from aml_identity.reconcile.names import definition_guid
+from aml_identity.reconcile.role import MARKER
 from aml_identity.settings import Settings
+
+PLURALS = {"WorkloadIdentity": "workloadidentities", "MLRoleBinding": "mlrolebindings",
+           "MLRole": "mlroles"}  # fmt: skip
 
 # Reads in flight at once: a few identities' credentials and assignments in parallel,
 # far below ARM's read bucket.
@@ -146,7 +150,19 @@ async def _definitions(gateway: Gateway, found: list[Found]) -> dict[str, RoleDe
             return await gateway.get_role_definition(scope, guid)
 
     read_all = await asyncio.gather(*(read(g, s) for g, s in wanted.items()))
-    return {d.name.lower(): d for d in read_all if d is not None}
+    usable: dict[str, RoleDefinition] = {}
+    for definition in read_all:
+        if definition is None:
+            continue
+        if MARKER in definition.description:
+            # An MLRole's already: a second MLRole adopting it would fight the first.
+            _say(
+                f"note: custom role '{definition.role_name}' belongs to an MLRole "
+                "(aml-identity-operator): its grants are exported with role.roleDefinitionId"
+            )
+            continue
+        usable[definition.name.lower()] = definition
+    return usable
 
 
 async def gather(settings: Settings, scope: ExportScope, namespace: str) -> Exported:
@@ -214,6 +230,43 @@ def write(exported: Exported, out_dir: Path | None) -> None:
         _say("2. Every identity already carries its owner's consent tag.")
 
 
+def _within_spec(exported: Any, live: Any) -> bool:
+    """Whether the live spec says what the exported one says (and maybe more: the
+    defaults the API server filled in)."""
+    if isinstance(exported, dict):
+        return isinstance(live, dict) and all(
+            _within_spec(value, live.get(key)) for key, value in exported.items()
+        )
+    if isinstance(exported, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(exported)
+            and all(_within_spec(e, x) for e, x in zip(exported, live, strict=True))
+        )
+    return bool(exported == live)
+
+
+async def _existing(exported: Exported, namespace: str) -> list[str]:
+    """The exported objects that already exist in the cluster with another spec:
+    applying would replace it (another binding's subjects, another MLRole's
+    permissions)."""
+    cluster = Cluster()
+    try:
+        found = []
+        for obj in exported.objects:
+            plural, name = PLURALS[obj["kind"]], obj["metadata"]["name"]
+            ns = None if obj["kind"] == "MLRole" else namespace
+            live = await cluster.get_custom(plural, ns, name)
+            # The same spec (an export made again after applying one) replaces nothing;
+            # the live one may carry defaults the export leaves out.
+            same = live is not None and _within_spec(obj["spec"], live.get("spec", {}))
+            if live is not None and not same:
+                found.append(f"{obj['kind']} {f'{ns}/' if ns else ''}{name}")
+        return found
+    finally:
+        await cluster.close()
+
+
 def run(settings: Settings, scope_text: str, namespace: str, out_dir: Path | None) -> int:
     """Exit code 0, or 1 when the scope is not one or Azure cannot be read."""
     try:
@@ -225,6 +278,17 @@ def run(settings: Settings, scope_text: str, namespace: str, out_dir: Path | Non
         exported = asyncio.run(gather(settings, scope, namespace))
     except AzureFailure as error:
         _say(f"aml-identity: reading {scope.id}: {error}")
+        return 1
+    try:
+        existing = asyncio.run(_existing(exported, namespace))
+    except UNREACHABLE as error:
+        _say(f"note: cannot check the cluster for objects of the same names ({error})")
+        existing = []
+    if existing:
+        _say(
+            "aml-identity: these already exist in the cluster, and applying would replace "
+            "them: " + ", ".join(existing) + "; export into another namespace, or rename them"
+        )
         return 1
     if not exported.objects:
         _say(f"nothing to export in {scope.id}")
