@@ -158,7 +158,26 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
     assert refused.returncode != 0
     assert "spec.identities.exclusiveGrants" in refused.stderr, refused.stderr
 
-    # Allowed: the hand-made grant goes; the declared one and the identity stay.
+    # Before it is allowed: a grant an Observe binding declares (it records nothing, but
+    # its spec names the identity, the role and the scope), and another principal's
+    # grant at the same scope. Neither may go.
+    observed_grant = str(uuid.uuid4())
+    others_grant = str(uuid.uuid4())
+    other = azlocal.principal("legacy-ci").object_id
+    for grant, who in ((observed_grant, principal), (others_grant, other)):
+        admin.role_assignments.create(
+            WORKSPACE,
+            grant,
+            {
+                "role_definition_id": ROLES + READER,
+                "principal_id": who,
+                "principal_type": "ServicePrincipal",
+            },
+        )
+    watching = {**binding, "scope": {"resourceId": WORKSPACE}, "managementPolicy": "Observe"}
+    apply(cluster, "MLRoleBinding", "watching", watching, namespace)
+
+    # Allowed: the hand-made grant goes; the declared ones and the identity stay.
     policies.put(
         "team", **{**allowed, "identities": {**allowed["identities"], "exclusiveGrants": True}}
     )
@@ -173,6 +192,10 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
 
     wait_until(removed, timeout=45, what="the undeclared grant to be removed")
     wait_grants(cluster, "tracked", namespace, "False", "UndeclaredGrants=False again")
+    assert admin.role_assignments.get(WORKSPACE, observed_grant).principal_id == principal
+    assert admin.role_assignments.get(WORKSPACE, others_grant).principal_id == other
+    for grant in (others_grant, observed_grant):
+        admin.role_assignments.delete(WORKSPACE, grant)
     assert admin.role_assignments.get(RG_ML, declared["name"]).principal_id == principal
     assert any(
         t == "Warning" and r == "RemovedUndeclaredGrant" and by_hand in m
