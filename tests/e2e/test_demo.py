@@ -28,6 +28,11 @@ def test_demo_runs_green(repo: Path) -> None:
     assert "5. The access report" in output
     assert "ml-team/release-script  ServicePrincipal  Reconciled" in output
     assert "role         ML Endpoint Monitor [read 2, write 0, delete 0, other 0] at" in output
+    # A grant made by hand is reported, in the identity's condition and in the report,
+    # and the report's orphans section was looked for (with the operator's settings).
+    assert "the operator reports it: UndeclaredGrants=True on training-pipeline" in output
+    assert "UndeclaredGrant     ml-team/training-pipeline        holds Reader at" in output
+    assert "ORPHANS (Azure objects of this cluster whose resource is gone)\n     none" in output
     # A misspelt custom-role action, refused with the real one.
     assert (
         "did you mean Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read?" in output

@@ -335,7 +335,12 @@ def grant_by_hand(cluster: LocalCluster, az: AzLocal, timeout: float) -> str | N
             "get", "wid", "training-pipeline", "-n", NAMESPACE, "-o", f"jsonpath={jsonpath}"
         ).stdout
         if seen == "True":
-            say("   the operator reports it: UndeclaredGrants=True on training-pipeline")
+            message = cluster.kubectl(
+                "get", "wid", "training-pipeline", "-n", NAMESPACE, "-o",
+                'jsonpath={.status.conditions[?(@.type=="UndeclaredGrants")].message}',
+            ).stdout  # fmt: skip
+            say("   the operator reports it: UndeclaredGrants=True on training-pipeline:")
+            say(f"   {message}")
             return path
         time.sleep(1)
     say(f"{RED}the undeclared grant was not reported within {timeout:.0f}s{RESET}")
