@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from support.azure import admin_credential, authorization_client, msi_client
+from support.azure import admin_credential, authorization_client, grant_by_hand, msi_client
 from support.operator import OperatorProcess, apply, events, get, wait_ready
 from support.policies import Policies
 from support.poll import wait_until
@@ -48,6 +47,15 @@ def wait_grants(
 def resyncs(operator: OperatorProcess, namespace: str, name: str) -> int:
     """How many times the operator has compared the identity with Azure (its log line)."""
     return operator.logs().count(f"WorkloadIdentity {namespace}/{name}: Reconciled")
+
+
+def two_more_resyncs(operator: OperatorProcess, namespace: str, name: str) -> None:
+    looked = resyncs(operator, namespace, name)
+    wait_until(
+        lambda: resyncs(operator, namespace, name) >= looked + 2,
+        timeout=30,
+        what=f"two more resyncs of {namespace}/{name}",
+    )
 
 
 def metric(operator: OperatorProcess, namespace: str, name: str) -> float | None:
@@ -90,16 +98,7 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
 
     # Someone grants the identity more by hand, at the workspace.
     admin = authorization_client(azlocal, admin_credential(azlocal))
-    by_hand = str(uuid.uuid4())
-    admin.role_assignments.create(
-        WORKSPACE,
-        by_hand,
-        {
-            "role_definition_id": ROLES + DATA_SCIENTIST,
-            "principal_id": principal,
-            "principal_type": "ServicePrincipal",
-        },
-    )
+    by_hand = grant_by_hand(azlocal, WORKSPACE, ROLES + DATA_SCIENTIST, principal)
     found = wait_grants(cluster, "tracked", namespace, "True", "UndeclaredGrants=True")
     assert found["reason"] == "UndeclaredGrants"
     assert by_hand in found["message"]
@@ -120,12 +119,7 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
     assert metric(operator, namespace, "tracked") == 1.0
 
     # One event per new finding, not one per resync (the operator resyncs every 5 s).
-    looked = resyncs(operator, namespace, "tracked")
-    wait_until(
-        lambda: resyncs(operator, namespace, "tracked") >= looked + 2,
-        timeout=30,
-        what="two more resyncs of the identity",
-    )
+    two_more_resyncs(operator, namespace, "tracked")
     warnings = [
         m
         for t, r, m in events(cluster, namespace, "tracked")
@@ -161,19 +155,9 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
     # Before it is allowed: a grant an Observe binding declares (it records nothing, but
     # its spec names the identity, the role and the scope), and another principal's
     # grant at the same scope. Neither may go.
-    observed_grant = str(uuid.uuid4())
-    others_grant = str(uuid.uuid4())
     other = azlocal.principal("legacy-ci").object_id
-    for grant, who in ((observed_grant, principal), (others_grant, other)):
-        admin.role_assignments.create(
-            WORKSPACE,
-            grant,
-            {
-                "role_definition_id": ROLES + READER,
-                "principal_id": who,
-                "principal_type": "ServicePrincipal",
-            },
-        )
+    observed_grant = grant_by_hand(azlocal, WORKSPACE, ROLES + READER, principal)
+    others_grant = grant_by_hand(azlocal, WORKSPACE, ROLES + READER, other)
     watching = {**binding, "scope": {"resourceId": WORKSPACE}, "managementPolicy": "Observe"}
     apply(cluster, "MLRoleBinding", "watching", watching, namespace)
 
@@ -233,16 +217,7 @@ def test_a_grant_a_binding_is_about_to_adopt_is_never_reported_or_removed(
         RG_IDENTITIES, f"{namespace}-adopter", {"location": "westeurope", "tags": consent}
     )
     admin = authorization_client(azlocal, admin_credential(azlocal))
-    by_hand = str(uuid.uuid4())
-    admin.role_assignments.create(
-        RG_ML,
-        by_hand,
-        {
-            "role_definition_id": ROLES + READER,
-            "principal_id": existing.principal_id,
-            "principal_type": "ServicePrincipal",
-        },
-    )
+    by_hand = grant_by_hand(azlocal, RG_ML, ROLES + READER, existing.principal_id)
     since = time.time()
     mi = {
         "managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"},
@@ -265,12 +240,7 @@ def test_a_grant_a_binding_is_about_to_adopt_is_never_reported_or_removed(
     [record] = wait_ready(cluster, "mlrb", "adopting", namespace)["status"]["assignments"]
     assert (record["name"], record["created"]) == (by_hand, False)
     wait_grants(cluster, "adopter", namespace, "False", "UndeclaredGrants=False")
-    looked = resyncs(operator, namespace, "adopter")
-    wait_until(
-        lambda: resyncs(operator, namespace, "adopter") >= looked + 2,
-        timeout=30,
-        what="two more resyncs of the identity",
-    )
+    two_more_resyncs(operator, namespace, "adopter")
     deletes = [
         r
         for r in azlocal.admin("GET", "requests")

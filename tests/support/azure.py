@@ -180,3 +180,21 @@ def holding(az: AzLocal, role_definition_id: str, scope: str) -> Iterator[Arm]:
         yield Arm(az, secret_credential(az, principal["appId"], principal["secret"]), retry_total=0)
     finally:
         assignments.delete(scope, name)
+
+
+def grant_by_hand(az: AzLocal, scope: str, role_definition_id: str, principal_id: str) -> str:
+    """A role assignment the seed's administrator makes outside any binding (as a person
+    in the portal would); returns its name."""
+    import uuid
+
+    name = str(uuid.uuid4())
+    authorization_client(az, admin_credential(az)).role_assignments.create(
+        scope,
+        name,
+        {
+            "role_definition_id": role_definition_id,
+            "principal_id": principal_id,
+            "principal_type": "ServicePrincipal",
+        },
+    )
+    return name
