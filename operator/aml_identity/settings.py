@@ -174,7 +174,7 @@ class Settings(BaseSettings):
             "find grants to the operator's identities that no binding declares (made by "
             "hand or by another tool). 'subscription' is the operator's subscription; a "
             "listing there includes every resource group and resource in it. Read once per "
-            "quarter resync period, shared by every identity. Empty: not looked for."
+            "resync period, shared by every identity. Empty: not looked for."
         ),
     )
     orphan_scan_seconds: float = Field(

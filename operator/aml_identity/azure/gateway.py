@@ -90,7 +90,9 @@ class Gateway:
         max_age = self.settings.resync_seconds / 4
         self._identities = Listings(max_age=max_age)
         self._assignments = Listings(max_age=max_age)
-        self._within = Listings(max_age=max_age)
+        # Undeclared grants are a report, not a drift to correct at once: one listing of
+        # the subscription (many pages) per resync period serves them all.
+        self._within = Listings(max_age=self.settings.resync_seconds)
         self._role_lookups = Listings(max_age=0)  # coalesced only, never kept
         self.pages = ArmPages(
             self.credential,
