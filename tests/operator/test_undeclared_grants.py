@@ -133,6 +133,22 @@ def test_an_undeclared_grant_is_reported_then_removed_with_exclusive_grants(
     mine = [f for f in report["findings"] if f["identity"] == f"{namespace}/tracked"]
     assert [f["kind"] for f in mine if f["kind"] == "UndeclaredGrant"] == ["UndeclaredGrant"]
 
+    # Declared afterwards by a binding that writes nothing (Observe): no longer reported;
+    # that binding gone, reported again.
+    widened = {**allowed, "roles": [{"builtIn": ["Reader", "AzureML Data Scientist"]}]}
+    policies.put("team", **widened)
+    observer = {
+        "role": {"builtIn": "AzureML Data Scientist"},
+        "subjects": [{"workloadIdentity": "tracked"}],
+        "scope": {"resourceId": WORKSPACE},
+        "managementPolicy": "Observe",
+    }
+    apply(cluster, "MLRoleBinding", "observer", observer, namespace)
+    wait_grants(cluster, "tracked", namespace, "False", "declared by the Observe binding")
+    cluster.kubectl("delete", "mlrb", "observer", "-n", namespace)
+    wait_grants(cluster, "tracked", namespace, "True", "reported again")
+    policies.put("team", **allowed)
+
     # exclusiveGrants needs a policy that allows it: refused at apply without one.
     exclusive = {**mi, "exclusiveGrants": True}
     refused = cluster.kubectl(

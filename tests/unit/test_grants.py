@@ -97,3 +97,13 @@ def test_a_candidate_is_confirmed_after_the_grace_period_and_forgotten_when_gone
     seen.confirmed("wid-2", ["c"], now=0.0, grace=5.0)
     seen.forget("wid-2")
     assert len(seen) == 0
+
+
+def test_a_snapshot_serves_until_it_is_too_old() -> None:
+    from aml_identity.reconcile.grants import Snapshot
+
+    seen = Snapshot()
+    assert seen.fresh(0.0, 30.0) is None
+    seen.keep([{"metadata": {"name": "b"}}], now=10.0)
+    assert seen.fresh(39.0, 30.0) == [{"metadata": {"name": "b"}}]
+    assert seen.fresh(40.0, 30.0) is None

@@ -3,16 +3,19 @@ at the compared scopes, find those no MLRoleBinding declares, report them (condi
 event, metric) and, with spec.exclusiveGrants and a policy that allows it, remove them.
 
 A binding declares an assignment when it records it (status.assignments: made by it,
-shared, or adopted) or when the assignment's description names a live binding (one
-that made it and has not recorded it yet). The in-process record (Holders, from the
-watch) answers first; only what it cannot account for is checked against the bindings
-in the cluster, so a binding the watch has not delivered yet is never taken for absent.
+shared, or adopted), when the assignment's description names it (it made it and has
+not recorded it yet), or when its spec names the identity, the role and the scope
+(whatever its state: Observe records nothing). The in-process record (Holders, from the
+watch) answers first; what it cannot account for is checked against the bindings in the
+cluster, and a finding is reported only after a grace period, so a binding applied with
+its identity is never taken for absent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from aml_identity.api.observed import RoleAssignment
 from aml_identity.azure.errors import AzureFailure
@@ -31,6 +34,8 @@ from aml_identity.reconcile.grants import (
 from aml_identity.reconcile.names import assignment_owner
 
 BINDINGS = "mlrolebindings"
+# How long one read of the cluster's MLRoleBindings serves the reports of every identity.
+BINDINGS_MAX_AGE = 30.0
 
 
 async def compare(
@@ -61,10 +66,11 @@ async def compare(
             a.role_definition_id.lower(): await deps.gateway.role_name(a.role_definition_id)
             for a in found
         }
-        # The cluster is asked about what is new, and before anything is removed: a
-        # grant reported before stays reported until a binding records it (the watch).
-        if any(a.name.lower() not in known for a in found) or (found and remove):
-            found = await _not_in_cluster(deps, found, namespace, name, names)
+        # The bindings in the cluster: read afresh before anything is removed; for a
+        # report, a view up to BINDINGS_MAX_AGE old, shared by every identity.
+        if found:
+            bindings = await _bindings(deps, fresh=remove)
+            found = _not_declared(deps, bindings, found, namespace, name, names)
     except (AzureFailure, KubeError) as error:
         why = error.summary if isinstance(error, AzureFailure) else str(error)
         return GrantScan(scopes, unreadable=why), done
@@ -118,8 +124,21 @@ async def compare(
     return scan, done
 
 
-async def _not_in_cluster(
+async def _bindings(deps: Deps, *, fresh: bool) -> list[dict[str, Any]]:
+    now = time.monotonic()
+    seen = deps.bindings_seen
+    max_age = min(BINDINGS_MAX_AGE, deps.settings.resync_seconds / 4)
+    kept = None if fresh else seen.fresh(now, max_age)
+    if kept is not None:
+        return kept
+    read = await deps.cluster.list_watched(BINDINGS, deps.settings.namespaces)
+    seen.keep(read, now)
+    return read
+
+
+def _not_declared(
     deps: Deps,
+    bindings: list[dict[str, Any]],
     candidates: list[RoleAssignment],
     namespace: str,
     identity: str,
@@ -130,7 +149,6 @@ async def _not_in_cluster(
     namespace's), or matching the spec of a binding naming the identity, whatever that
     binding's state (Observe, waiting, denied)."""
     settings = deps.settings
-    bindings = await deps.cluster.list_watched(BINDINGS, settings.namespaces)
     recorded = {
         str(a.get("name", "")).lower()
         for b in bindings

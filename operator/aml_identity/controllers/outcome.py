@@ -12,7 +12,7 @@ from aml_identity.azure.gateway import Gateway
 from aml_identity.controllers.holders import Holders
 from aml_identity.controllers.waiters import Waiters
 from aml_identity.kube.cluster import Cluster, KubeError
-from aml_identity.reconcile.grants import GrantScan, Sightings
+from aml_identity.reconcile.grants import GrantScan, Sightings, Snapshot
 from aml_identity.reconcile.policy import PolicyBook, PolicySet
 from aml_identity.settings import Settings
 
@@ -130,6 +130,8 @@ class Deps:
     assignment_holders: Holders = field(default_factory=Holders)
     # Shared too: when each candidate undeclared grant was first seen (controllers/grants).
     grant_sightings: Sightings = field(default_factory=Sightings)
+    # And the MLRoleBindings as last read for it (shared by every identity for a while).
+    bindings_seen: Snapshot = field(default_factory=Snapshot)
 
     @property
     def gateway(self) -> Gateway:

@@ -160,6 +160,24 @@ def declaration(
     return Declaration(scope, role_guid=definition_guid(resolved) if resolved else None)
 
 
+@dataclass
+class Snapshot:
+    """One read kept for a while (the MLRoleBindings of the cluster, for the undeclared-
+    grants check of every identity): a cluster-wide list per identity per resync would
+    grow with the square of the resources."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    read_at: float | None = None
+
+    def fresh(self, now: float, max_age: float) -> list[dict[str, Any]] | None:
+        if self.read_at is None or now - self.read_at >= max_age:
+            return None
+        return self.items
+
+    def keep(self, items: list[dict[str, Any]], now: float) -> None:
+        self.items, self.read_at = items, now
+
+
 def newly_found(previous: Iterable[str], found: Iterable[RoleAssignment]) -> list[RoleAssignment]:
     """Those not already reported (by name): each finding gets one event, not one per look."""
     known = {name.lower() for name in previous}
