@@ -4,11 +4,14 @@ only ever asked for (`aml-identity orphans --delete`), never automatic."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aml_identity import audit
 from aml_identity.api.common import arm_id_part
+from aml_identity.api.observed import Identity
+from aml_identity.azure.errors import AzureFailure
 from aml_identity.controllers.outcome import Deps
 from aml_identity.metrics import ORPHANS
 from aml_identity.reconcile.grants import scan_scopes
@@ -16,6 +19,7 @@ from aml_identity.reconcile.names import TAG_PREFIX
 from aml_identity.reconcile.orphans import Orphan, counts, find, tag_dict
 
 OWNERS = ("workloadidentities", "mlrolebindings")
+log = logging.getLogger("aml_identity.orphans")
 
 
 @dataclass
@@ -47,6 +51,47 @@ async def _live(deps: Deps) -> Live:
     return live
 
 
+async def _identity_groups(deps: Deps) -> list[tuple[str, str]]:
+    """Where the operator's identities can be: the resource groups the WorkloadIdentities
+    name and those the MLAccessPolicies let namespaces create in (by name, not pattern).
+    Its role (Managed Identity Contributor there) reads nothing else, by design."""
+    settings = deps.settings
+    default = settings.subscription_id
+    groups: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def add(sub: str, group: str) -> None:
+        groups.setdefault((sub.lower(), group.lower()), (sub, group))
+
+    for body in await deps.cluster.list_watched("workloadidentities", settings.namespaces):
+        mi = (body.get("spec") or {}).get("managedIdentity") or {}
+        if mi.get("resourceGroup"):
+            add(str(mi.get("subscriptionId") or default), str(mi["resourceGroup"]))
+    for policy in await deps.cluster.list_cluster_custom("mlaccesspolicies"):
+        spec = policy.get("spec") or {}
+        rules = [
+            *((spec.get("identities") or {}).get("managedIdentities") or []),
+            *((spec.get("adoption") or {}).get("resourceGroups") or []),
+        ]
+        for rule in rules:
+            group = str(rule.get("resourceGroup") or rule.get("name") or "")
+            sub = str(rule.get("subscriptionId") or default)
+            if group and not any(c in group + sub for c in "*?["):
+                add(sub, group)
+    return sorted(groups.values())
+
+
+async def _identities(deps: Deps, groups: list[tuple[str, str]]) -> list[Identity]:
+    """The identities of those groups; a group that is gone or not readable has none
+    this scan can see (logged)."""
+    found: list[Identity] = []
+    for sub, group in groups:
+        try:
+            found += await deps.gateway.list_identities(sub, group)
+        except AzureFailure as failure:
+            log.info("orphan scan: cannot list identities in %s/%s: %s", sub, group, failure)
+    return found
+
+
 @dataclass(frozen=True)
 class Scan:
     orphans: list[Orphan]
@@ -63,7 +108,7 @@ async def scan(deps: Deps) -> Scan:
     settings = deps.settings
     # Azure first: an object made after its resource was read would otherwise be taken
     # for an orphan (its resource created after the cluster was read).
-    identities = await deps.gateway.list_identities(settings.subscription_id)
+    identities = await _identities(deps, await _identity_groups(deps))
     tag = f"{TAG_PREFIX}.cluster:{settings.cluster_id}"
     applications = await deps.graph.applications_tagged(tag)
     scopes = scan_scopes(settings.grant_scopes or ["subscription"], settings.subscription_id)

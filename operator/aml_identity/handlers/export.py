@@ -278,6 +278,13 @@ def run(settings: Settings, scope_text: str, namespace: str, out_dir: Path | Non
         exported = asyncio.run(gather(settings, scope, namespace))
     except AzureFailure as error:
         _say(f"aml-identity: reading {scope.id}: {error}")
+        if error.status == 403:
+            _say(
+                "export reads with the credentials in the environment (AZURE_CLIENT_ID, ...). "
+                "A workspace or subscription scope lists the subscription's identities, which "
+                "needs Microsoft.ManagedIdentity/userAssignedIdentities/read there (e.g. "
+                "Reader): the operator's own roles do not give it; run export as a reader"
+            )
         return 1
     try:
         existing = asyncio.run(_existing(exported, namespace))
