@@ -301,14 +301,18 @@ def test_export_round_trip_adopts_with_zero_writes(
         assert "run export as a reader" in refused.stderr, refused.stderr
         administrator = azlocal.admin_env()
         reader = {k: administrator[k] for k in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")}
-        exported_ws = subprocess.run(
-            [sys.executable, "-m", "aml_identity.cli", *args],
-            env={**operator.env, **reader},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+
+        def as_reader(*words: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "aml_identity.cli", *words],
+                env={**operator.env, **reader},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        exported_ws = as_reader(*args)
         assert exported_ws.returncode == 0, exported_ws.stderr
         print(exported_ws.stderr)
         assert FALLBACK not in exported_ws.stderr, exported_ws.stderr
@@ -370,14 +374,7 @@ def test_export_round_trip_adopts_with_zero_writes(
             "patch", "mlrb", binding_scientist, "-n", ns, "--type=merge",
             "-p", json.dumps({"spec": {"description": "changed in the cluster"}}),
         )  # fmt: skip
-        clashing = subprocess.run(
-            [sys.executable, "-m", "aml_identity.cli", "export", "--scope", WORKSPACE, "-n", ns],
-            env={**operator.env, **reader},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        clashing = as_reader("export", "--scope", WORKSPACE, "-n", ns)
         assert clashing.returncode == 1, clashing.stderr
         assert f"MLRoleBinding {ns}/{binding_scientist}" in clashing.stderr
         assert "already exist in the cluster" in clashing.stderr
