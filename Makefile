@@ -3,6 +3,8 @@
 #   make demo        the operator on the local world, end to end (DEMO_FLAGS=--keep to explore)
 #   make test        lint, CRD check, unit tests and tests against a real control plane
 #   make cluster-up  start etcd + kube-apiserver + kube-controller-manager on loopback
+#                    (NODES=1: also kube-scheduler and a node: containerd + runc + kubelet)
+#   make image       the operator's image, built offline (loaded into the node if one runs)
 #
 # Heavy builds and tools are cached outside the repository, keyed by version:
 # $(CACHE)/bin (control-plane binaries, Helm), $(CACHE)/go (Go module and build
@@ -20,6 +22,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_FLAGS ?=
 CLUSTER_DIR ?= .localcluster
+NODES ?= 0
+# What a node and the offline image need from Debian: debootstrap and umoci (image),
+# libseccomp-dev (runc's build). Installed by `make node-deps` when missing.
+NODE_DEBS := debootstrap umoci libseccomp-dev
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_CACHE_DIR ?= $(CACHE)/uv
@@ -44,10 +50,31 @@ lock: | $(UV) ## re-resolve uv.lock after changing pyproject.toml
 	$(UV) lock
 
 .PHONY: tools
-tools: ## build kube-apiserver/controller-manager, etcd and Helm from Go modules (cached)
+tools: ## build Kubernetes (apiserver, controller-manager, scheduler, kubelet), etcd and Helm from Go modules (cached)
 	tools/localcluster/build.sh kube
 	tools/localcluster/build.sh etcd
 	tools/localcluster/build.sh helm
+
+.PHONY: node-deps
+node-deps: ## install the Debian packages a node and the image build need (root)
+	@missing=$$(for p in $(NODE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+.PHONY: node-tools
+node-tools: node-deps ## build containerd, runc and pause from Go modules and C (cached)
+	tools/localcluster/build.sh containerd
+	tools/localcluster/build.sh runc
+	tools/localcluster/build.sh pause
+
+.PHONY: image
+image: venv node-deps ## build the operator's image offline (OCI archive; loaded into a running node)
+	@archive=$$(tools/image/build.sh) && echo "$$archive" && \
+	if ls "$(CLUSTER_DIR)"/node*/node.json >/dev/null 2>&1; then \
+	  $(BIN)/python tools/localcluster/localcluster.py load-image --dir "$(CLUSTER_DIR)" "$$archive"; \
+	fi
 
 .PHONY: crds
 crds: venv ## regenerate crds/ (and the chart's copy) from the pydantic models
@@ -71,7 +98,7 @@ unit: venv ## unit tests only (no control plane)
 	$(BIN)/pytest tests/unit $(PYTEST_FLAGS)
 
 .PHONY: test
-test: venv tools lint ## everything: lint, unit and real-control-plane tests
+test: venv tools node-tools lint ## everything: lint, unit and real-control-plane tests
 	$(BIN)/pytest $(PYTEST_FLAGS)
 
 .PHONY: demo
@@ -79,11 +106,11 @@ demo: venv tools ## the operator on the local world: control plane, azlocal, exa
 	$(BIN)/python tools/demo/demo.py $(DEMO_FLAGS)
 
 .PHONY: cluster-up
-cluster-up: venv tools ## start a local control plane in $(CLUSTER_DIR) (prints KUBECONFIG)
-	$(BIN)/python tools/localcluster/localcluster.py up --dir "$(CLUSTER_DIR)"
+cluster-up: venv tools $(if $(filter-out 0,$(NODES)),node-tools) ## start a local control plane in $(CLUSTER_DIR) (NODES=1: with a node)
+	$(BIN)/python tools/localcluster/localcluster.py up --dir "$(CLUSTER_DIR)" --nodes $(NODES)
 
 .PHONY: cluster-down
-cluster-down: venv ## stop the local control plane
+cluster-down: venv ## stop the local control plane (and its nodes)
 	$(BIN)/python tools/localcluster/localcluster.py down --dir "$(CLUSTER_DIR)"
 
 .PHONY: clean

@@ -42,10 +42,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from azlocal.pki import LOOPBACK_NAMES, CertificateAuthority
+from node import STATE_FILE, LocalNode, NodeState, check_host, cleanup, import_image, node_name
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
-COMPONENTS = ("etcd", "apiserver", "controller-manager")
 LOG_TAIL_LINES = 60
 MARKER = ".aml-localcluster"
 
@@ -93,8 +93,10 @@ def free_ports(count: int) -> list[int]:
 # --- certificates ---------------------------------------------------------------------
 
 
-def write_pki(pki: Path) -> None:
-    """A fresh CA, apiserver serving cert, admin client cert and service-account key."""
+def write_pki(pki: Path, nodes: list[str] | None = None) -> None:
+    """A fresh CA, apiserver serving cert, admin client cert and service-account key;
+    with `nodes`, each kubelet's serving and client certificates, and the apiserver's
+    client certificate for the kubelets (logs, exec)."""
     pki.mkdir(parents=True, exist_ok=True)
     authority = CertificateAuthority("aml-localcluster-ca")
     authority.ca.write(pki / "ca.crt", pki / "ca.key")
@@ -103,6 +105,16 @@ def write_pki(pki: Path) -> None:
         [*LOOPBACK_NAMES, "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
     ).write(pki / "apiserver.crt", pki / "apiserver.key")
     authority.client("aml-admin", "system:masters").write(pki / "admin.crt", pki / "admin.key")
+    for node in nodes or []:
+        serving = authority.server(node, [node])
+        serving.write(pki / f"kubelet-{node}.crt", pki / f"kubelet-{node}.key")
+        authority.client(f"system:node:{node}", "system:nodes").write(
+            pki / f"kubelet-client-{node}.crt", pki / f"kubelet-client-{node}.key"
+        )
+    if nodes:
+        authority.client("kube-apiserver-kubelet-client", "system:masters").write(
+            pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key"
+        )
     # RS256 is what every OIDC verifier accepts; Entra's token exchange included.
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (pki / "sa.key").write_bytes(
@@ -124,7 +136,10 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(path: Path, server: str, pki: Path, context: str = "aml-local") -> None:
+def write_kubeconfig(
+    path: Path, server: str, pki: Path, context: str = "aml-local", user: str = "admin"
+) -> None:
+    """A kubeconfig for `server` as `user` (the client certificate pki/<user>.crt)."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -136,14 +151,14 @@ def write_kubeconfig(path: Path, server: str, pki: Path, context: str = "aml-loc
         ],
         "users": [
             {
-                "name": "admin",
+                "name": user,
                 "user": {
-                    "client-certificate-data": _b64(pki / "admin.crt"),
-                    "client-key-data": _b64(pki / "admin.key"),
+                    "client-certificate-data": _b64(pki / f"{user}.crt"),
+                    "client-key-data": _b64(pki / f"{user}.key"),
                 },
             }
         ],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": "admin"}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
         "current-context": context,
     }
     # JSON is YAML; no YAML library needed here.
@@ -167,6 +182,7 @@ class Component:
     name: str
     argv: list[str]
     log: Path
+    env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = None
     _log_file: IO[bytes] | None = field(default=None, repr=False)
 
@@ -178,6 +194,7 @@ class Component:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=self.env,
             preexec_fn=_die_with_parent if attached else None,
         )
 
@@ -200,11 +217,32 @@ class Component:
         return "\n".join(text[-lines:])
 
 
-class LocalCluster:
-    """etcd + kube-apiserver + kube-controller-manager in `workdir`."""
+def component_report(components: list[Component]) -> str:
+    parts = []
+    for c in components:
+        state = "not started"
+        if c.process is not None:
+            code = c.process.poll()
+            state = "running" if code is None else f"exited with {code}"
+        parts.append(f"--- {c.name} ({state}); last lines of {c.log}:\n{c.tail()}")
+    return "\n".join(parts)
 
-    def __init__(self, workdir: Path, *, kube: Path | None = None, etcd: Path | None = None):
+
+class LocalCluster:
+    """etcd + kube-apiserver + kube-controller-manager in `workdir`; with `nodes`, also
+    kube-scheduler and that many nodes (containerd + kubelet, see node.py)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        kube: Path | None = None,
+        etcd: Path | None = None,
+        nodes: int = 0,
+    ):
         self.workdir = workdir.resolve()
+        self.node_count = nodes
+        self.nodes: list[LocalNode] = []
         self.pki = self.workdir / "pki"
         self.logs = self.workdir / "logs"
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -213,7 +251,8 @@ class LocalCluster:
         self.components: list[Component] = []
         self.api_port = 0
         self.server = ""
-        self.started_in: float | None = None  # to /readyz plus controllers working
+        self.started_in: float | None = None  # to /readyz plus controllers (and nodes) working
+        self.control_plane_in: float | None = None  # the same without the nodes
         self.readyz_in: float | None = None  # to the apiserver's /readyz answering 200
 
     # Public facts a test or the operator needs.
@@ -231,9 +270,13 @@ class LocalCluster:
     def start(self, *, attached: bool = True, timeout: float = 120.0) -> None:
         kube = self._kube or build("kube")
         etcd = self._etcd or build("etcd")
+        if self.node_count:
+            check_host()
+            containerd, runc, pause = build("containerd"), build("runc"), build("pause")
         began = time.monotonic()
         self._reset_workdir()
-        write_pki(self.pki)
+        node_names = [node_name(i) for i in range(self.node_count)]
+        write_pki(self.pki, node_names)
         etcd_client, etcd_peer, api = free_ports(3)
         self.api_port = api
         self.server = f"https://127.0.0.1:{api}"
@@ -274,7 +317,20 @@ class LocalCluster:
                     f"--service-account-key-file={p / 'sa.pub'}",
                     f"--service-account-signing-key-file={p / 'sa.key'}",
                     "--service-cluster-ip-range=10.0.0.0/24",
-                    "--authorization-mode=RBAC",
+                    *(
+                        [
+                            # Kubelets read only their own Pods' objects (Node authorizer,
+                            # NodeRestriction), and the apiserver reaches them for logs.
+                            "--authorization-mode=Node,RBAC",
+                            "--enable-admission-plugins=NodeRestriction",
+                            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+                            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+                            f"--kubelet-certificate-authority={p / 'ca.crt'}",
+                            "--kubelet-preferred-address-types=InternalIP",
+                        ]
+                        if self.node_count
+                        else ["--authorization-mode=RBAC"]
+                    ),
                     "--allow-privileged=true",
                     "--endpoint-reconciler-type=none",
                     "--enable-priority-and-fairness=false",
@@ -297,6 +353,20 @@ class LocalCluster:
                 self.logs / "controller-manager.log",
             ),
         ]
+        if self.node_count:
+            self.components.append(
+                Component(
+                    "scheduler",
+                    [
+                        str(kube),
+                        "scheduler",
+                        f"--kubeconfig={self.kubeconfig}",
+                        "--leader-elect=false",
+                        "--secure-port=0",
+                    ],
+                    self.logs / "scheduler.log",
+                )
+            )
         try:
             for component in self.components:
                 component.start(attached=attached)
@@ -308,13 +378,27 @@ class LocalCluster:
                 "the default service account (controller-manager)",
                 began + timeout,
             )
+            self.control_plane_in = time.monotonic() - began
+            for index in range(self.node_count):
+                node = LocalNode(
+                    self,
+                    index,
+                    self.workdir / f"node{index}",
+                    kube=kube,
+                    containerd=containerd,
+                    runc=runc,
+                    pause=pause,
+                )
+                self.nodes.append(node)
+                node.start(attached=attached, deadline=began + timeout)
         except BaseException:
             report = self.report()
             self.stop()
             raise ClusterStartError(f"control plane failed to start\n{report}") from None
         self.started_in = time.monotonic() - began
         if not attached:
-            pids = {c.name: c.process.pid for c in self.components if c.process}
+            components = self.components + [c for n in self.nodes for c in n.components]
+            pids = {c.name: c.process.pid for c in components if c.process}
             (self.workdir / "pids.json").write_text(json.dumps(pids))
 
     def _reset_workdir(self) -> None:
@@ -327,8 +411,15 @@ class LocalCluster:
         marker.write_text("made by tools/localcluster/localcluster.py; safe to delete\n")
 
     def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
         for component in reversed(self.components):
             component.stop()
+
+    def import_image(self, archive: Path) -> None:
+        """Load an OCI image archive into every node's containerd."""
+        for node in self.nodes:
+            node.import_image(archive)
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -338,14 +429,7 @@ class LocalCluster:
         self.stop()
 
     def report(self) -> str:
-        parts = []
-        for c in self.components:
-            state = "not started"
-            if c.process is not None:
-                code = c.process.poll()
-                state = "running" if code is None else f"exited with {code}"
-            parts.append(f"--- {c.name} ({state}); last lines of {c.log}:\n{c.tail()}")
-        return "\n".join(parts)
+        return component_report(self.components + [c for n in self.nodes for c in n.components])
 
     def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -442,26 +526,40 @@ def _pid_is(pid: int, binary_hint: str) -> bool:
 
 
 def down(workdir: Path, timeout: float = 15.0) -> list[str]:
-    """Stop a detached cluster started by `up`; returns the components it stopped."""
+    """Stop a detached cluster started by `up`; returns the components it stopped. Then
+    undo what its nodes left on the host (containers, shims, mounts, cgroups, sysctls)."""
     pids_file = workdir / "pids.json"
-    if not pids_file.exists():
-        return []
-    pids: dict[str, int] = json.loads(pids_file.read_text())
     stopped = []
-    for name in reversed(COMPONENTS):
-        pid = pids.get(name)
-        hint = "etcd" if name == "etcd" else f"kube {name}"
-        if pid is None or not _pid_is(pid, hint):
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_is(pid, hint) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _pid_is(pid, hint):
-            os.kill(pid, signal.SIGKILL)
-        stopped.append(name)
-    pids_file.unlink()
+    if pids_file.exists():
+        pids: dict[str, int] = json.loads(pids_file.read_text())
+        # Recorded in start order (control plane, then each node's containerd and kubelet).
+        for name, pid in reversed(pids.items()):
+            program = name.split()[0]
+            hint = program if program in ("etcd", "containerd") else f"kube {program}"
+            if not _pid_is(pid, hint):
+                continue
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_is(pid, hint) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_is(pid, hint):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(name)
+        pids_file.unlink()
+    for state in sorted(workdir.glob(f"node*/{STATE_FILE}")):
+        cleanup(NodeState.read(state))
     return stopped
+
+
+def load_image(workdir: Path, archive: Path) -> list[str]:
+    """Import an OCI image archive into each running node of a detached cluster."""
+    ctr = build("containerd").parent / "ctr"
+    loaded = []
+    for state_file in sorted(workdir.glob(f"node*/{STATE_FILE}")):
+        state = NodeState.read(state_file)
+        import_image(ctr, Path(state.containerd_socket), archive)
+        loaded.append(state.name)
+    return loaded
 
 
 def _processes_in(workdir: Path) -> Iterator[int]:
@@ -474,9 +572,13 @@ def _processes_in(workdir: Path) -> Iterator[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run a real local Kubernetes control plane.")
-    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "load-image"])
     parser.add_argument("--dir", type=Path, default=Path(".localcluster"))
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--nodes", type=int, default=0, help="up: also start kube-scheduler and N nodes (0-2)"
+    )
+    parser.add_argument("image", nargs="?", type=Path, help="load-image: an OCI image archive")
+    args = parser.parse_intermixed_args(argv)
     workdir: Path = args.dir.resolve()
     if args.command == "build":
         for tool in ("kube", "etcd", "helm"):
@@ -486,12 +588,18 @@ def main(argv: list[str] | None = None) -> int:
         stopped = down(workdir)
         print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
         return 0
+    if args.command == "load-image":
+        if args.image is None:
+            parser.error("load-image needs the image archive (make image prints it)")
+        loaded = load_image(workdir, args.image)
+        print(f"loaded {args.image.name} into {', '.join(loaded) or 'no node (none is running)'}")
+        return 0 if loaded else 1
     if args.command == "status":
         running = list(_processes_in(workdir))
         print(f"{len(running)} control-plane processes running in {workdir}")
         return 0 if running else 1
     down(workdir)
-    cluster = LocalCluster(workdir)
+    cluster = LocalCluster(workdir, nodes=args.nodes)
     try:
         cluster.start(attached=False)
     except ClusterStartError as err:
@@ -499,8 +607,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"control plane ready at {cluster.server}: /readyz after {cluster.readyz_in:.1f}s, "
-        f"controllers after {cluster.started_in:.1f}s"
+        f"controllers after {cluster.control_plane_in:.1f}s"
     )
+    for node in cluster.nodes:
+        print(f"node {node.name} Ready after {node.started_in:.1f}s (logs in {cluster.logs})")
     print(f"export KUBECONFIG={shlex.quote(str(cluster.kubeconfig))}")
     return 0
 
