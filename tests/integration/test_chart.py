@@ -10,7 +10,6 @@ import json
 import re
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from aml_identity.reconcile.names import role_definition_name
 from azlocal.server import AzLocal
-from localcluster import LocalCluster, build
+from localcluster import LocalCluster
+from support.helm import CHART, helm
 from support.operator import (
     API,
     OperatorProcess,
@@ -40,7 +40,6 @@ from support.policies import BASELINE_LABEL, baseline_policy
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, RG_ML
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "aml-identity-operator"
 TENANT = "7c3f7b52-1d4e-4d5a-9b0e-5f3a2c1d0e01"
 SUB = "00000000-0000-0000-0000-000000000001"
 VALUES = [
@@ -51,18 +50,6 @@ VALUES = [
     "--set",
     "azure.auth.clientId=11111111-1111-1111-1111-111111111111",
 ]
-
-
-def helm(
-    *args: str, kubeconfig: Path | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    command = [str(build("helm")), *args]
-    if kubeconfig is not None:
-        command += ["--kubeconfig", str(kubeconfig)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)}: {result.stderr}")
-    return result
 
 
 def rendered(*extra: str) -> list[dict[str, Any]]:
@@ -305,7 +292,12 @@ def delete_crds_and_wait(cluster: LocalCluster, delete: Callable[[], object]) ->
     )
 
 
-def test_pod_is_admitted_under_restricted_pod_security(cluster: LocalCluster) -> None:
+@pytest.mark.parametrize(
+    "extra", [[], ["--set", "azure.auth.injectWorkloadIdentity=true"]], ids=["aks", "elsewhere"]
+)
+def test_pod_is_admitted_under_restricted_pod_security(
+    cluster: LocalCluster, extra: list[str]
+) -> None:
     cluster.kubectl("create", "namespace", "aml-restricted", check=False)
     cluster.kubectl(
         "label",
@@ -314,7 +306,7 @@ def test_pod_is_admitted_under_restricted_pod_security(cluster: LocalCluster) ->
         "--overwrite",
         "pod-security.kubernetes.io/enforce=restricted",
     )
-    [deployment] = [d for d in rendered() if d["kind"] == "Deployment"]
+    [deployment] = [d for d in rendered(*extra) if d["kind"] == "Deployment"]
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",

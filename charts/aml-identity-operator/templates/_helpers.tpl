@@ -63,7 +63,8 @@ cannot look up, so it makes a new one on every render.)
 {{- $host := printf "%s.%s.svc" $service $ns -}}
 {{- $ca := genCA (printf "%s CA" $service) $days -}}
 {{- $names := list $service (printf "%s.%s" $service $ns) $host (printf "%s.cluster.local" $host) -}}
-{{- $cert := genSignedCert $host nil $names $days $ca -}}
+{{- $ips := ternary (list .Values.hostNetwork.webhookHost) nil (and .Values.hostNetwork.enabled (ne .Values.hostNetwork.webhookHost "")) -}}
+{{- $cert := genSignedCert $host $ips $names $days $ca -}}
 {{- $tls = dict "ca.crt" ($ca.Cert | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) "notAfter" (add $now (mul $days 86400) | toString) -}}
 {{- end -}}
 {{- $_ := set $ "amlWebhookTLS" $tls -}}

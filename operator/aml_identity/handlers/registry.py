@@ -14,7 +14,7 @@ from aml_identity.controllers import mlrole, mlrolebinding, workloadidentity
 from aml_identity.handlers import dependencies, guardrails, holders, orphans
 from aml_identity.handlers.resync import Peering, Resyncer
 from aml_identity.handlers.shell import Workflow, run, run_delete
-from aml_identity.kube.cluster import KubeError
+from aml_identity.kube.cluster import KubeError, connection
 from aml_identity.reconcile.shards import owns, parse_selector
 from aml_identity.settings import Settings
 
@@ -70,8 +70,7 @@ def _delete_handler(kind: str, plural: str, workflow: Workflow) -> Any:
 
 
 def _login(*, logger: Logger, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(logger=logger, **kwargs)
-    return info or kopf.login_with_kubeconfig(logger=logger, **kwargs)
+    return connection(logger=logger, **kwargs)
 
 
 def ownership(settings: Settings) -> Any:

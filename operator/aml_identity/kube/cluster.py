@@ -10,7 +10,9 @@ own login (service account in a Pod, the kubeconfig elsewhere), read again on a 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,12 +77,29 @@ class ServiceAccountTaken(Exception):
         self.holder = holder
 
 
+def in_cluster_server(env: Mapping[str, str]) -> str | None:
+    """The API server's URL from the address the kubelet gives every container, as
+    client-go's in-cluster configuration reads it; None outside a Pod."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return None
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
+def connection(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The service account in a Pod, the kubeconfig elsewhere (kopf's own readers).
+    In a Pod, at the API server's address (in_cluster_server): kopf's own reader names
+    https://kubernetes.default.svc, which needs cluster DNS."""
+    info: kopf.ConnectionInfo | None = kopf.login_with_service_account(**kwargs)
+    if info is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    server = in_cluster_server(os.environ)
+    return dataclasses.replace(info, server=server) if server else info
+
+
 def login() -> kopf.ConnectionInfo:
-    """The service account in a Pod, the kubeconfig elsewhere (kopf's own readers)."""
-    settings = kopf.OperatorSettings()
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+    """The service account in a Pod, the kubeconfig elsewhere (see connection)."""
+    info = connection(settings=kopf.OperatorSettings())
     if info is None:
         raise kopf.LoginError("no service account and no kubeconfig to reach Kubernetes")
     return info
