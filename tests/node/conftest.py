@@ -34,8 +34,9 @@ def image() -> Path:
 
 @pytest.fixture(scope="package")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory, image: Path) -> Iterator[LocalCluster]:
-    """Control plane, kube-scheduler and one node, with the image loaded."""
-    local = LocalCluster(tmp_path_factory.mktemp("nodeworld"), nodes=1)
+    """Control plane, kube-scheduler and two nodes (127.0.0.1 and 127.0.0.2: two
+    replicas in the host's network need two addresses), with the image loaded."""
+    local = LocalCluster(tmp_path_factory.mktemp("nodeworld"), nodes=2)
     local.start(attached=True)
     try:
         local.import_image(image)

@@ -6,11 +6,14 @@ its own projected service-account token, and a workload Pod that signs in the sa
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from msgraph.generated.models.federated_identity_credential import FederatedIdentityCredential
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -24,6 +27,7 @@ from support.policies import BASELINE_LABEL, baseline_policy
 from support.poll import wait_until
 from support.world import RG_IDENTITIES, WORKSPACE
 
+NODE = "127.0.0.1"  # the first node, where the webhook is called (hostNetwork.webhookHost)
 RELEASE = "aml"
 SYSTEM = "aml-system"
 DEPLOYMENT = f"{RELEASE}-aml-identity-operator"
@@ -90,7 +94,7 @@ def chart_values(cluster: LocalCluster, az: AzLocal, client_id: str) -> list[str
         # Test only: the node has no Pod network (see the chart's hostNetwork values).
         "hostNetwork.enabled": "true",
         "hostNetwork.apiServer": f"127.0.0.1:{cluster.api_port}",
-        "hostNetwork.webhookHost": "127.0.0.1",
+        "hostNetwork.webhookHost": NODE,
         # The host's ports: free ones, not the defaults.
         "metrics.port": str(free_port()),
         "livenessProbe.port": str(free_port()),
@@ -108,16 +112,17 @@ def operator_pods(cluster: LocalCluster) -> list[dict[str, Any]]:
     return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
 
 
+def is_ready(pod: dict[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 def ready_pod(cluster: LocalCluster, timeout: float = 180, other_than: str = "") -> dict[str, Any]:
     """The operator's one Pod once Ready (its readiness probe passed), and not `other_than`."""
 
     def probe() -> dict[str, Any] | None:
         pods = [p for p in operator_pods(cluster) if p["metadata"]["uid"] != other_than]
-        for pod in pods:
-            conditions = pod.get("status", {}).get("conditions", [])
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-                return pod
-        return None
+        return next((pod for pod in pods if is_ready(pod)), None)
 
     try:
         return wait_until(probe, timeout=timeout, interval=1, what="the operator Pod to be Ready")
@@ -276,12 +281,12 @@ def restricted_violations(warnings: str) -> set[str]:
     return found
 
 
-def test_operator_pod_and_a_workload_pod_on_a_real_node(
-    node_cluster: LocalCluster, node_azlocal: AzLocal
-) -> None:
+@pytest.fixture(scope="module")
+def values(node_cluster: LocalCluster, node_azlocal: AzLocal) -> list[str]:
+    """What an administrator sets up before `helm install`, and the chart values."""
     cluster, az = node_cluster, node_azlocal
-    node = cluster.nodes[0]
-    print(f"node {node.name} Ready in {node.started_in:.1f}s")
+    for node in cluster.nodes:
+        print(f"node {node.name} Ready in {node.started_in:.1f}s")
     az.admin("POST", "trusted-cas", text=cluster.ca_file.read_text())
     client_id = trust_operator_service_account(az, cluster)
     # Host networking is what only this test node needs: the namespace admits it, and
@@ -295,14 +300,22 @@ def test_operator_pod_and_a_workload_pod_on_a_real_node(
         },
     )  # fmt: skip
     ca_config_map(cluster, az, SYSTEM)
-    values = chart_values(cluster, az, client_id)
+    return chart_values(cluster, az, client_id)
 
+
+def test_operator_pod_and_a_workload_pod_on_a_real_node(
+    node_cluster: LocalCluster, node_azlocal: AzLocal, values: list[str]
+) -> None:
+    cluster, az = node_cluster, node_azlocal
+    # The webhook is called at the first node's address: run there.
+    first_node = ["--set-json", f'nodeSelector={{"kubernetes.io/hostname":"{NODE}"}}']
     installed = helm(
-        "install", RELEASE, str(CHART), "-n", SYSTEM, *values, kubeconfig=cluster.kubeconfig
-    )
+        "install", RELEASE, str(CHART), "-n", SYSTEM, *values, *first_node,
+        kubeconfig=cluster.kubeconfig,
+    )  # fmt: skip
     assert restricted_violations(installed.stderr) == HOST_NETWORK_ONLY, installed.stderr
     pod = ready_pod(cluster)
-    apply_json(cluster, baseline_policy(az))
+    apply_json(cluster, baseline_policy(az))  # the chart installed the CRDs
 
     # The hardening, seen from the host: the process the kubelet started.
     facts = process_facts(container_process(cluster, pod))
@@ -384,8 +397,8 @@ def test_operator_pod_and_a_workload_pod_on_a_real_node(
 
     # A changed value rolls the Pod; the new one signs in and becomes Ready in turn.
     helm(
-        "upgrade", RELEASE, str(CHART), "-n", SYSTEM, *values, "--set", "operator.resyncSeconds=45",
-        kubeconfig=cluster.kubeconfig,
+        "upgrade", RELEASE, str(CHART), "-n", SYSTEM, *values, *first_node,
+        "--set", "operator.resyncSeconds=45", kubeconfig=cluster.kubeconfig,
     )  # fmt: skip
     rolled = ready_pod(cluster, other_than=pod["metadata"]["uid"])
     only_rolled = [rolled["metadata"]["uid"]]
@@ -403,3 +416,88 @@ def test_operator_pod_and_a_workload_pod_on_a_real_node(
     wait_until(lambda: not operator_pods(cluster), timeout=120, interval=1, what="no operator Pod")
     assert get(cluster, "crd", "workloadidentities.identity.aml.dev") is not None
     assert get(cluster, "WorkloadIdentity", "trainer", APPS) is not None
+
+
+def active_replicas(cluster: LocalCluster) -> dict[str, bool]:
+    """Each operator Pod: whether kopf peering has it working (its last word on the
+    peering was to resume), by Pod name."""
+    found = {}
+    for pod in operator_pods(cluster):
+        name = pod["metadata"]["name"]
+        logs = cluster.kubectl("logs", name, "-n", SYSTEM, check=False).stdout
+        found[name] = logs.rfind("Resuming operations") > logs.rfind("Pausing operations")
+    return found
+
+
+def reconciled_by(cluster: LocalCluster, pod: str, identity: str) -> bool:
+    logs = cluster.kubectl("logs", pod, "-n", SYSTEM, check=False).stdout
+    return f"{HA}/{identity}" in logs
+
+
+HA = "ml-ha"
+
+
+def test_high_availability_hands_over_when_the_active_pod_dies(
+    node_cluster: LocalCluster, node_azlocal: AzLocal, values: list[str]
+) -> None:
+    """Two replicas (one per node: they share the host's ports), one active through kopf
+    peering; killing the active Pod, on a cordoned node so that no replacement competes,
+    hands the work to the standby."""
+    cluster = node_cluster
+    helm(
+        "install", RELEASE, str(CHART), "-n", SYSTEM, *values,
+        "--set", "ha.enabled=true", "--set", "ha.replicas=2",
+        "--set", "ha.peerLifetimeSeconds=10",
+        # The webhook is called at one node's address only; its Pod may be the one
+        # killed here, and applying must not depend on it.
+        "--set", "webhook.failurePolicy=Ignore",
+        kubeconfig=cluster.kubeconfig,
+    )  # fmt: skip
+    wait_until(
+        lambda: len([p for p in operator_pods(cluster) if is_ready(p)]) == 2,
+        timeout=180, interval=1, what="two Ready operator Pods",
+    )  # fmt: skip
+    pods = {p["metadata"]["name"]: p for p in operator_pods(cluster)}
+    assert len({p["spec"]["nodeName"] for p in pods.values()}) == 2, "one replica per node"
+
+    def one_active() -> str | None:
+        active = [name for name, working in active_replicas(cluster).items() if working]
+        return active[0] if len(active) == 1 and len(active_replicas(cluster)) == 2 else None
+
+    active = wait_until(one_active, timeout=90, interval=1, what="exactly one active replica")
+    [standby] = [name for name in pods if name != active]
+    apply_json(cluster, baseline_policy(node_azlocal))
+    labels = {BASELINE_LABEL: "true"}
+    namespace(cluster, HA, **labels)
+    mi = {"managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}}
+    apply(cluster, "WorkloadIdentity", "ha-one", mi, HA)
+    wait_ready(cluster, "WorkloadIdentity", "ha-one", HA, timeout=120)
+    assert reconciled_by(cluster, active, "ha-one")
+    assert not reconciled_by(cluster, standby, "ha-one"), "both replicas worked at once"
+
+    # The active Pod dies without a word (SIGKILL), and its node takes no replacement.
+    cluster.kubectl("cordon", pods[active]["spec"]["nodeName"])
+    os.kill(container_process(cluster, pods[active]), signal.SIGKILL)
+    cluster.kubectl("delete", "pod", active, "-n", SYSTEM, "--grace-period=0", "--force")
+    try:
+        wait_until(
+            lambda: active_replicas(cluster).get(standby),
+            timeout=90, interval=1, what="the standby to resume after the active's peering lapsed",
+        )  # fmt: skip
+    except AssertionError:
+        print(cluster.kubectl("get", "clusterkopfpeering", "-o", "yaml", check=False).stdout)
+        print(cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout)
+        print(cluster.kubectl("logs", standby, "-n", SYSTEM, check=False).stdout[-8000:])
+        raise
+    apply(cluster, "WorkloadIdentity", "ha-two", mi, HA)
+    wait_ready(cluster, "WorkloadIdentity", "ha-two", HA, timeout=120)
+    assert reconciled_by(cluster, standby, "ha-two")
+
+    # The node back in service: the replacement joins, as the standby or the active.
+    cluster.kubectl("uncordon", pods[active]["spec"]["nodeName"])
+    wait_until(
+        lambda: len([p for p in operator_pods(cluster) if is_ready(p)]) == 2,
+        timeout=180, interval=1, what="the replacement Pod to be Ready",
+    )  # fmt: skip
+    cluster.kubectl("delete", "wid", "--all", "-n", HA)
+    helm("uninstall", RELEASE, "-n", SYSTEM, kubeconfig=cluster.kubeconfig)

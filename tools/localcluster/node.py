@@ -27,12 +27,15 @@ import signal
 import subprocess
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from processes import Component, component_report, free_ports, wait_for
+
 if TYPE_CHECKING:
-    from localcluster import Component, LocalCluster
+    from localcluster import LocalCluster
 
 # What containerd's CRI runs as every Pod's sandbox; built here, never pulled.
 PAUSE_IMAGE = "localhost/aml-pause:3.10"
@@ -185,8 +188,6 @@ class LocalNode:
     # --- start ---------------------------------------------------------------------------
 
     def start(self, *, attached: bool, deadline: float) -> None:
-        from localcluster import Component, free_ports
-
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise NodeStartError(f"{self.workdir} is too long a path for unix sockets")
         began = time.monotonic()
@@ -243,15 +244,8 @@ class LocalNode:
         """Load an OCI archive into the node's containerd, where the kubelet finds it."""
         import_image(self.bin / "ctr", self.socket, archive)
 
-    def _wait(self, ready: Any, what: str, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            for c in self.components:
-                if c.process is not None and c.process.poll() is not None:
-                    raise NodeStartError(f"{c.name} exited while waiting for {what}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise NodeStartError(f"timed out waiting for {what}")
+    def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
+        wait_for(self.components, ready, what, deadline, NodeStartError)
 
     def _make_cgroups(self) -> None:
         # The kubelet wants its cgroup root to exist in every hierarchy.
@@ -384,8 +378,6 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
         self.components = []
 
     def report(self) -> str:
-        from localcluster import component_report
-
         return component_report(self.components)
 
 
