@@ -55,7 +55,7 @@ STATE_FILE = "node.json"
 
 
 class NodeStartError(RuntimeError):
-    """The node did not come up; the message says why (with log tails)."""
+    """The node did not come up, or would not stop; the message says why."""
 
 
 def node_name(index: int) -> str:
@@ -86,11 +86,7 @@ def cgroup_v1_hierarchies() -> list[Path]:
     return found
 
 
-def is_cgroup_v2() -> bool:
-    return not cgroup_v1_hierarchies()
-
-
-def pause_image(cache: Path, pause_binary: Path) -> Path:
+def pause_image(pause_binary: Path) -> Path:
     """An OCI archive of the pause binary (cached next to it): the Pods' sandbox image."""
     archive = pause_binary.parent / "pause.oci.tar"
     if archive.exists():
@@ -227,7 +223,7 @@ class LocalNode:
         self.components = [containerd]
         containerd.start(attached=attached)
         self._wait(lambda: self.socket.exists(), "containerd's socket", deadline)
-        self.import_image(pause_image(self.cluster.workdir, self.pause))
+        self.import_image(pause_image(self.pause))
         self.components.append(kubelet)
         kubelet.start(attached=attached)
         self._wait(self.ready, f"node {self.name} to be Ready", deadline)
