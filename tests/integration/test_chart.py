@@ -530,6 +530,11 @@ def test_high_availability_renders_peering() -> None:
     } in role["rules"]
     [config] = [d for d in docs if d["kind"] == "ConfigMap"]
     assert config["data"]["AML_IDENTITY_PEERING"] == "aml-identity-operator"
+    # Each replica appears in the peering object by its Pod's name.
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
+        container["env"]
+    )
 
 
 def test_high_availability_takes_over(

@@ -160,7 +160,9 @@ umoci init --layout "$layout"
 umoci new --image "$layout:$tag"
 umoci unpack --rootless --image "$layout:$tag" "$work/bundle" >/dev/null
 rm -rf "$work/bundle/rootfs" && cp -a "$rootfs" "$work/bundle/rootfs"
-umoci repack --image "$layout:$tag" --history.created_by "Debian $suite runtime: $(cat "$work/packages.txt")" "$work/bundle"
+# --refresh-bundle: the next repack is then a layer of its own (the venv's), not all again.
+umoci repack --refresh-bundle --image "$layout:$tag" \
+  --history.created_by "Debian $suite runtime: $(cat "$work/packages.txt")" "$work/bundle"
 mkdir -p "$work/bundle/rootfs/opt/venv" && cp -a "$stage/venv/." "$work/bundle/rootfs/opt/venv/"
 umoci repack --image "$layout:$tag" --history.created_by "docker/install.sh /src /opt/venv" "$work/bundle"
 umoci config --image "$layout:$tag" \
