@@ -57,7 +57,9 @@ tools: ## build Kubernetes (apiserver, controller-manager, scheduler, kubelet), 
 
 .PHONY: node-deps
 node-deps: ## install the Debian packages a node and the image build need (root)
-	@missing=$$(for p in $(NODE_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(NODE_DEBS); do \
+	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || echo $$p; \
+	done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -106,8 +108,8 @@ demo: venv tools ## the operator on the local world: control plane, azlocal, exa
 	$(BIN)/python tools/demo/demo.py $(DEMO_FLAGS)
 
 .PHONY: cluster-up
-cluster-up: venv tools $(if $(filter-out 0,$(NODES)),node-tools) ## start a local control plane in $(CLUSTER_DIR) (NODES=1: with a node)
-	$(BIN)/python tools/localcluster/localcluster.py up --dir "$(CLUSTER_DIR)" --nodes $(NODES)
+cluster-up: venv tools $(if $(filter-out 0,$(or $(NODES),0)),node-tools) ## start a local control plane in $(CLUSTER_DIR) (NODES=1: with a node)
+	$(BIN)/python tools/localcluster/localcluster.py up --dir "$(CLUSTER_DIR)" --nodes $(or $(NODES),0)
 
 .PHONY: cluster-down
 cluster-down: venv ## stop the local control plane (and its nodes)

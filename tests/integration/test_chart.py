@@ -515,6 +515,22 @@ def _listening(port: int) -> bool:
     return True
 
 
+def test_host_network_values_do_nothing_unless_enabled() -> None:
+    """The test-only hostNetwork values change nothing while hostNetwork.enabled is off."""
+    test_only = ["--set", "hostNetwork.apiServer=127.0.0.1:6443"]
+    test_only += ["--set", "hostNetwork.webhookHost=127.0.0.1"]
+    default, ignored = rendered(), rendered(*test_only)
+    for docs in (default, ignored):
+        pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+        assert "hostNetwork" not in pod
+        for webhook in only(docs, "ValidatingWebhookConfiguration")["webhooks"]:
+            assert "url" not in webhook["clientConfig"]
+    spec = [only(docs, "Deployment")["spec"]["template"]["spec"] for docs in (default, ignored)]
+    assert spec[0] == spec[1]
+    enabled = only(rendered(*test_only, "--set", "hostNetwork.enabled=true"), "Deployment")
+    assert enabled["spec"]["template"]["spec"]["hostNetwork"] is True
+
+
 def test_high_availability_renders_peering() -> None:
     docs = rendered("--set", "ha.enabled=true")
     [deployment] = [d for d in docs if d["kind"] == "Deployment"]
@@ -880,7 +896,8 @@ def with_shards(*shards: dict[str, Any]) -> list[str]:
 
 def shard_env(deployment: dict[str, Any]) -> dict[str, str]:
     [container] = deployment["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e["value"] for e in container.get("env", [])}
+    # Values only (POD_ID, from the Pod's name, is checked with the peering).
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
 
 
 def test_shards_render_a_deployment_each() -> None:

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import textwrap
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from msgraph.graph_service_client import GraphServiceClient
 
 from azlocal.server import AzLocal
 from localcluster import LocalCluster
-from node import cgroup_v1_hierarchies
+from node import cgroup_hierarchies
 from support.graph import as_principal
 from support.helm import CHART, helm
 from support.operator import apply, apply_json, free_port, get, wait_ready
@@ -138,7 +139,8 @@ def container_process(cluster: LocalCluster, pod: dict[str, Any]) -> int:
     container_id = pod["status"]["containerStatuses"][0]["containerID"].split("//")[-1]
     [pids] = [
         (h / "cgroup.procs").read_text().split()
-        for hierarchy in cgroup_v1_hierarchies()[:1]
+        for hierarchy in cgroup_hierarchies()
+        if hierarchy.name == "pids"
         for h in hierarchy.rglob(container_id)
     ]
     return int(pids[0])
@@ -163,13 +165,17 @@ def process_facts(pid: int) -> dict[str, str]:
     }
 
 
-def memory_mib(pod: dict[str, Any]) -> tuple[float, float]:
-    """The Pod's memory now and at its peak (its cgroup v1 memory controller)."""
-    memory = next(h for h in cgroup_v1_hierarchies() if h.name == "memory")
+def memory_mib(pod: dict[str, Any]) -> dict[str, float]:
+    """The Pod's memory (its cgroup v1 memory controller): in use now (with page cache),
+    at its peak, and resident (rss)."""
+    memory = next(h for h in cgroup_hierarchies() if h.name == "memory")
     [group] = list(memory.rglob(f"pod{pod['metadata']['uid']}"))
-    now = int((group / "memory.usage_in_bytes").read_text())
-    peak = int((group / "memory.max_usage_in_bytes").read_text())
-    return now / 2**20, peak / 2**20
+    stat = dict(line.split() for line in (group / "memory.stat").read_text().splitlines())
+    return {
+        "now": int((group / "memory.usage_in_bytes").read_text()) / 2**20,
+        "peak": int((group / "memory.max_usage_in_bytes").read_text()) / 2**20,
+        "rss": int(stat["total_rss"]) / 2**20,
+    }
 
 
 WORKLOAD = textwrap.dedent(
@@ -393,8 +399,8 @@ def test_operator_pod_and_a_workload_pod_on_a_real_node(
     # The probes kept passing: never restarted. The Pod's memory, for the record.
     pod = ready_pod(cluster)
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
-    now, peak = memory_mib(pod)
-    print(f"operator Pod memory: {now:.0f} MiB now, {peak:.0f} MiB at peak")
+    memory = memory_mib(pod)
+    print("operator Pod memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
 
     # A changed value rolls the Pod; the new one signs in and becomes Ready in turn.
     helm(
@@ -430,6 +436,20 @@ def live_peers(cluster: LocalCluster) -> dict[str, int]:
         if seen + timedelta(seconds=int(info["lifetime"])) > now:
             live[peer] = int(info["priority"])
     return live
+
+
+def identity_reconciles(pod: dict[str, Any], values: list[str]) -> float:
+    """How many WorkloadIdentity reconciles a replica has run (its metrics, on its node's
+    address): a waiting replica runs none."""
+    port = next(v.split("=", 1)[1] for v in values if v.startswith("metrics.port="))
+    url = f"http://{pod['status']['podIP']}:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('aml_identity_reconciles_total{kind="WorkloadIdentity"')
+    )
 
 
 HA = "ml-ha"
@@ -468,8 +488,13 @@ def test_high_availability_hands_over_when_the_active_pod_dies(
     apply_json(cluster, baseline_policy(node_azlocal))
     namespace(cluster, HA, **{BASELINE_LABEL: "true"})
     mi = {"managedIdentity": {"resourceGroup": RG_IDENTITIES, "location": "westeurope"}}
+    # Once both are in the peering object, one replica works and the other waits
+    # (kopf's handlers and the resync loop alike).
+    before = {name: identity_reconciles(pod, values) for name, pod in pods.items()}
     apply(cluster, "WorkloadIdentity", "ha-one", mi, HA)
     wait_ready(cluster, "WorkloadIdentity", "ha-one", HA, timeout=120)
+    assert identity_reconciles(pods[active], values) > before[active]
+    assert identity_reconciles(pods[standby], values) == before[standby]
 
     # The active Pod dies without a word (SIGKILL), and its node takes no replacement.
     cluster.kubectl("cordon", pods[active]["spec"]["nodeName"])
@@ -484,6 +509,7 @@ def test_high_availability_hands_over_when_the_active_pod_dies(
     # Reconciled while the standby was the only operator running (the replacement waits
     # for a node): the standby took over.
     assert [p["metadata"]["name"] for p in operator_pods(cluster) if is_ready(p)] == [standby]
+    assert identity_reconciles(pods[standby], values) > before[standby]
 
     # The node back in service: the replacement joins, as the standby or the active.
     cluster.kubectl("uncordon", pods[active]["spec"]["nodeName"])

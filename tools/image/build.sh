@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the operator's image without a registry or a Docker engine, as an OCI archive.
+# Build the operator's image without a registry or a Docker engine, as an OCI archive
+# (from Debian's packages and PyPI, the package registries this machine reaches).
 #
 #   tools/image/build.sh [OUT]      (make image; OUT defaults to the cache, path printed)
 #
@@ -45,13 +46,17 @@ if [ ! -e "$root/.complete" ]; then
   touch "$root/.complete"
 fi
 
-# The image's tag: the source it is built from (the Dockerfile's COPY lines).
-key=$( (cd "$repo" && cat pyproject.toml uv.lock README.md LICENSE docker/install.sh "$0" \
-  && find operator emulator -type f -name '*.py' -o -type f -name '*.yaml' -o -type f -name '*.json' \
-     | sort | xargs cat) | sha256sum | cut -c1-12)
+# The cache key: what the Dockerfile copies (names and contents; no byte code) and this
+# script.
+sources=(pyproject.toml uv.lock README.md LICENSE docker/install.sh operator emulator)
+key=$( (cd "$repo" && find "${sources[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
+  | LC_ALL=C sort -z | xargs -0 sha256sum; sha256sum < "$here/build.sh") | sha256sum | cut -c1-12)
 tag=${IMAGE_TAG:-$version}
-out=${1:-$cache/image/aml-identity-operator-$tag-$key.oci.tar}
-if [ -s "$out" ]; then
+cached=$cache/image/aml-identity-operator-$tag-$key.oci.tar
+out=${1:-$cached}
+mkdir -p "$(dirname "$out")" "$cache/image"
+if [ -s "$cached" ]; then
+  [ "$out" = "$cached" ] || cp "$cached" "$out"
   echo "$out"
   exit 0
 fi
@@ -63,7 +68,8 @@ trap 'rm -rf "$work"' EXIT
 say "installing the operator from uv.lock into /opt/venv (inside the build root)"
 stage=$work/stage
 mkdir -p "$stage/src" "$stage/venv"
-(cd "$repo" && cp -r pyproject.toml uv.lock README.md LICENSE operator emulator docker "$stage/src/")
+# What the Dockerfile copies, without byte code (as .dockerignore).
+(cd "$repo" && tar -c --exclude=__pycache__ --exclude='*.pyc' "${sources[@]}") | tar -x -C "$stage/src"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
 certs=$(python3 -c 'import ssl; print(ssl.get_default_verify_paths().cafile or "")')
 certs=${PIP_CERT:-${certs:-/etc/ssl/certs/ca-certificates.crt}}
@@ -130,7 +136,7 @@ for shell in dash bash coreutils; do
 done
 while read -r package; do
   list=$root/var/lib/dpkg/info/$package.list
-  [ -e "$list" ] || list=$root/var/lib/dpkg/info/$package:amd64.list
+  [ -e "$list" ] || list=$(ls "$root/var/lib/dpkg/info/$package":*.list)  # Multi-Arch: same
   while read -r path; do
     if [ -e "$rootfs$path" ] && [ -d "$root$path" ]; then
       continue
@@ -177,11 +183,12 @@ umoci gc --layout "$layout"
 # Named in full, so that `ctr images import` calls it by the chart's image name.
 PYTHONPATH=$repo/tools/localcluster python3 -c 'import sys, pathlib, node
 node.name_image(pathlib.Path(sys.argv[1]), sys.argv[2])' "$layout/index.json" "$repository:$tag"
-mkdir -p "$(dirname "$out")"
-tar -C "$layout" -cf "$out.tmp" . && mv "$out.tmp" "$out"
+tar -C "$layout" -cf "$cached.tmp" .
+mv "$cached.tmp" "$cached"
 # Older builds are dead weight; keep this one.
 for old in "$cache/image/aml-identity-operator-"*.oci.tar; do
-  [ "$old" = "$out" ] || rm -f "$old"
+  [ "$old" = "$cached" ] || rm -f "$old"
 done
+[ "$out" = "$cached" ] || cp "$cached" "$out"
 say "$repository:$tag: $(du -m "$out" | cut -f1) MiB (archive of compressed layers)"
 echo "$out"

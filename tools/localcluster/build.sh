@@ -5,8 +5,8 @@
 #   tools/localcluster/build.sh kube|etcd|helm|containerd|runc|pause
 #
 # The binary lands in $AML_CACHE_DIR/bin/<tool>-<version>-<key>/<tool>, where
-# <key> hashes the wrapper module (go.mod, go.sum, *.go) and this script, so a changed pin
-# builds anew and an unchanged one returns at once. Go's module and build
+# <key> hashes the wrapper module (go.mod, go.sum, *.go) and the tool's build recipe, so a
+# changed pin builds anew and an unchanged one returns at once. Go's module and build
 # caches live under the same cache root so a clean clone reuses them too.
 set -euo pipefail
 
@@ -45,7 +45,7 @@ case "$tool" in
     done
     ;;
   containerd)
-    # The node's container runtime (make cluster-up NODE=1): the daemon, its runc shim
+    # The node's container runtime (make cluster-up NODES=1): the daemon, its runc shim
     # (which the daemon finds next to itself on PATH) and ctr (image import), built
     # into one folder. No cgo: the btrfs, zfs and devmapper snapshotters are left out.
     version=$(sed -n 's/^[[:space:]]*github.com\/containerd\/containerd\/v2 \(v[0-9.]*\).*$/\1/p' "$here/containerd/go.mod" | head -1)
@@ -73,12 +73,15 @@ case "$tool" in
 esac
 [ -n "$version" ] || { echo "build.sh: cannot read the $tool version from $here/$tool/go.mod" >&2; exit 1; }
 
-# The key covers the wrapper module and this script (its flags shape the binary).
+# The key covers the wrapper module and how it is built (package, flags, tags, cgo), not
+# the rest of this script: changing how one tool builds does not rebuild the others.
 shopt -s nullglob
-src=$here/$tool
-[ "$tool" = pause ] && src=$here/kube
-inputs=("$src"/go.mod "$src"/go.sum "$src"/*.go "$here/build.sh")
-key=$(cat "${inputs[@]}" | sha256sum | cut -c1-12)
+case "$tool" in
+  pause) inputs=("$here/kube/go.mod"); recipe="gcc -Os -Wall -Werror -static $version" ;;
+  *) inputs=("$here/$tool"/go.mod "$here/$tool"/go.sum "$here/$tool"/*.go)
+     recipe="go build -trimpath $pkg ${tags:-} $cgo $ldflags" ;;
+esac
+key=$( (cat "${inputs[@]}"; echo "$recipe") | sha256sum | cut -c1-12)
 out="$cache/bin/$tool-$version-$key/$tool"
 if [ -x "$out" ]; then
   echo "$out"
@@ -96,7 +99,8 @@ case "$tool" in
     mkdir -p "$tmp"
     # shellcheck disable=SC2086  # $pkg is a list of packages
     (cd "$here/$tool" && go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp/" $pkg) >&2
-    mv -f "$tmp"/* "$(dirname "$out")/" && rmdir "$tmp"
+    mv -f "$tmp"/* "$(dirname "$out")/"
+    rmdir "$tmp"
     ;;
   pause)
     command -v gcc >/dev/null || { echo "build.sh: gcc is required to build pause" >&2; exit 1; }

@@ -314,7 +314,10 @@ class LocalCluster:
                 node.start(attached=attached, deadline=began + timeout)
         except BaseException:
             report = self.report()
-            self.stop()
+            try:
+                self.stop()
+            except Exception as error:  # the start failure is the news; this is a footnote
+                report += f"\n--- stopping after the failure also failed: {error}"
             raise ClusterStartError(f"control plane failed to start\n{report}") from None
         self.started_in = time.monotonic() - began
         if not attached:
@@ -332,10 +335,18 @@ class LocalCluster:
         marker.write_text("made by tools/localcluster/localcluster.py; safe to delete\n")
 
     def stop(self) -> None:
+        """Stop the nodes (last first), then the control plane, even when a node's
+        clean-up fails; the first failure is raised at the end."""
+        failures: list[Exception] = []
         for node in reversed(self.nodes):
-            node.stop()
+            try:
+                node.stop()
+            except Exception as error:  # stop the rest first; raised below
+                failures.append(error)
         for component in reversed(self.components):
             component.stop()
+        if failures:
+            raise failures[0]
 
     def import_image(self, archive: Path) -> None:
         """Load an OCI image archive into every node's containerd."""
@@ -461,8 +472,14 @@ def down(workdir: Path, timeout: float = 15.0) -> list[str]:
             stopped.append(name)
         pids_file.unlink()
     # Last node first: each restores the kernel settings it found, the first the host's.
+    failures: list[Exception] = []
     for state in sorted(workdir.glob(f"node*/{STATE_FILE}"), reverse=True):
-        cleanup(NodeState.read(state))
+        try:
+            cleanup(NodeState.read(state))
+        except Exception as error:  # clean up the other nodes first; raised below
+            failures.append(error)
+    if failures:
+        raise failures[0]
     return stopped
 
 
@@ -490,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "build", "load-image"])
     parser.add_argument("--dir", type=Path, default=Path(".localcluster"))
     parser.add_argument(
-        "--nodes", type=int, default=0, help="up: also start kube-scheduler and N nodes (0-2)"
+        "--nodes", type=int, default=0, help="up: also start kube-scheduler and N nodes"
     )
     parser.add_argument("image", nargs="?", type=Path, help="load-image: an OCI image archive")
     args = parser.parse_intermixed_args(argv)

@@ -8,8 +8,10 @@ target. The kubelet refuses a loopback `--node-ip`, but takes an IP as
 
 What a node leaves on the host is undone by `stop()` (and by `cleanup()` after a crash,
 from the state file): container processes (found through the node's own cgroup subtree,
-/aml-node-<id> in every cgroup v1 hierarchy), runc shims, mounts under its folder, and
-the kernel settings the kubelet changes at start (recorded first, restored after).
+/aml-node-<pid>-<n> in every cgroup hierarchy), runc shims, mounts under its folder, the
+kubelet's log links, and the kernel settings the kubelet changes at start (recorded
+first, restored after). A node started later kills the containers of nodes whose starter
+died without cleaning up.
 
 The node needs root, cgroups (v1 on this machine: the kubelet is told it may run there),
 overlayfs and `umoci` (Debian's package). containerd, ctr, the shim and runc are built by
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -48,7 +51,10 @@ KUBELET_SYSCTLS = (
     "kernel/keys/root_maxkeys",
     "kernel/keys/root_maxbytes",
 )
-CGROUP_MOUNTS = Path("/sys/fs/cgroup")
+# containerd's shims put their sockets here, whatever its state folder.
+SHIM_SOCKETS = Path("/run/containerd/s")
+# The kubelet links every container's log here, whatever its podLogsDir.
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 # sockaddr_un holds 108 bytes: longer socket paths fail at bind with an unclear error.
 MAX_SOCKET_PATH = 100
 STATE_FILE = "node.json"
@@ -76,12 +82,13 @@ def check_host() -> None:
         raise NodeStartError("cannot start a node here:\n  " + "\n  ".join(problems))
 
 
-def cgroup_v1_hierarchies() -> list[Path]:
-    """The mount points of the cgroup v1 hierarchies (empty on a pure cgroup v2 host)."""
+def cgroup_hierarchies() -> list[Path]:
+    """The mount points of every cgroup hierarchy: the v1 controllers and the v2 (unified)
+    one. On this hybrid host runc creates the containers' groups in both."""
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
-        if right.split()[0] == "cgroup":
+        if right.split()[0] in ("cgroup", "cgroup2"):
             found.append(Path(left.split()[4]))
     return found
 
@@ -187,6 +194,7 @@ class LocalNode:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise NodeStartError(f"{self.workdir} is too long a path for unix sockets")
         began = time.monotonic()
+        reap_stale_nodes()
         for sub in ("containerd", "cni", "cni-bin", "kubelet", "pod-logs", "pki"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self._make_cgroups()
@@ -245,7 +253,7 @@ class LocalNode:
 
     def _make_cgroups(self) -> None:
         # The kubelet wants its cgroup root to exist in every hierarchy.
-        for hierarchy in cgroup_v1_hierarchies() or [CGROUP_MOUNTS]:
+        for hierarchy in cgroup_hierarchies():
             (hierarchy / self.cgroup).mkdir(exist_ok=True)
 
     @staticmethod
@@ -342,7 +350,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
             "authorization": {"mode": "Webhook"},
             "clusterDomain": "cluster.local",
             "resolvConf": "/etc/resolv.conf",
-            "podLogsDirectory": str(d / "pod-logs"),
+            "podLogsDir": str(d / "pod-logs"),
             "volumePluginDir": str(d / "kubelet" / "volume-plugins"),
             # No registry to pull back a collected image, and a test machine's disk may be
             # nearly full: never collect images, never evict.
@@ -361,17 +369,22 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        kubelet = [c for c in self.components if c.name.startswith("kubelet")]
-        for component in kubelet:
-            component.stop()
+        """Stop the kubelet, the containers and containerd, then undo what the node left
+        (cleanup); every step runs even when an earlier one fails."""
         state_file = self.workdir / STATE_FILE
-        if state_file.exists():
-            _kill_containers(NodeState.read(state_file))
-        for component in self.components:
-            component.stop()
-        if state_file.exists():
-            cleanup(NodeState.read(state_file))
-        self.components = []
+        state = NodeState.read(state_file) if state_file.exists() else None
+        try:
+            for component in self.components:
+                if component.name.startswith("kubelet"):
+                    component.stop()
+            if state is not None:
+                _kill_containers(state)
+        finally:
+            for component in self.components:
+                component.stop()
+            self.components = []
+            if state is not None:
+                cleanup(state)
 
     def report(self) -> str:
         return component_report(self.components)
@@ -379,7 +392,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
 
 def _pids_in_cgroup(cgroup: str) -> set[int]:
     pids: set[int] = set()
-    for hierarchy in cgroup_v1_hierarchies() or [CGROUP_MOUNTS]:
+    for hierarchy in cgroup_hierarchies():
         root = hierarchy / cgroup
         if root.exists():
             for procs in root.rglob("cgroup.procs"):
@@ -388,25 +401,49 @@ def _pids_in_cgroup(cgroup: str) -> set[int]:
     return pids
 
 
-def _shims_of(socket: str) -> set[int]:
-    """The runc shims this node's containerd started (they outlive it otherwise)."""
-    found = set()
+@dataclass
+class Shim:
+    address: str  # the containerd socket it serves
+    socket: Path  # its own socket, which it leaves behind when killed
+
+    @classmethod
+    def of(cls, argv: list[str]) -> Shim:
+        def flag(name: str) -> str:
+            return argv[argv.index(name) + 1] if name in argv[:-1] else ""
+
+        # containerd's pkg/shim.SocketAddress: a hash of <address>/<namespace>/<id>.
+        key = f"{flag('-address')}/{flag('-namespace')}/{flag('-id')}"
+        return cls(flag("-address"), SHIM_SOCKETS / hashlib.sha256(key.encode()).hexdigest())
+
+
+def _shims() -> dict[int, Shim]:
+    """Every runc shim on the host."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and socket.encode() in argv:
-            found.add(int(entry.name))
+        if argv[0].endswith("containerd-shim-runc-v2") and "-address" in argv[:-1]:
+            found[int(entry.name)] = Shim.of(argv)
     return found
 
 
+def _kill_shims(select: Callable[[Shim], bool]) -> None:
+    for pid, shim in _shims().items():
+        if select(shim):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            shim.socket.unlink(missing_ok=True)
+
+
 def _kill_containers(state: NodeState, timeout: float = 15.0) -> None:
+    _kill_shims(lambda shim: shim.address == state.containerd_socket)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = _pids_in_cgroup(state.cgroup) | _shims_of(state.containerd_socket)
+        pids = _pids_in_cgroup(state.cgroup)
         if not pids:
             return
         for pid in pids:
@@ -436,22 +473,59 @@ def _unmount_under(folder: str) -> None:
 
 
 def cleanup(state: NodeState) -> None:
-    """Undo what a node left on the host: processes, mounts, cgroups, kernel settings."""
-    _kill_containers(state)
-    _unmount_under(state.workdir)
-    for hierarchy in cgroup_v1_hierarchies() or [CGROUP_MOUNTS]:
-        root = hierarchy / state.cgroup
-        if root.exists():
-            for group in sorted(
-                (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-            ):
-                group.rmdir()
-            root.rmdir()
-    for key, value in state.sysctls.items():
-        path = Path("/proc/sys") / key
-        try:
-            if path.read_text().strip() != value:
-                path.write_text(value)
-        except OSError:
-            pass
+    """Undo what a node left on the host: processes, mounts, cgroups, log links, kernel
+    settings. The kernel settings are restored whatever else fails."""
+    try:
+        _kill_containers(state)
+        _unmount_under(state.workdir)
+        for hierarchy in cgroup_hierarchies():
+            _remove_cgroup(hierarchy / state.cgroup)
+        if CONTAINER_LOG_LINKS.is_dir():
+            for link in CONTAINER_LOG_LINKS.iterdir():
+                if link.is_symlink() and str(link.readlink()).startswith(state.workdir + "/"):
+                    link.unlink()
+    finally:
+        for key, value in state.sysctls.items():
+            path = Path("/proc/sys") / key
+            with contextlib.suppress(OSError):
+                if path.read_text().strip() != value:
+                    path.write_text(value)
     (Path(state.workdir) / STATE_FILE).unlink(missing_ok=True)
+
+
+def _remove_cgroup(root: Path) -> None:
+    if root.exists():
+        for group in sorted(
+            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
+        ):
+            group.rmdir()
+        root.rmdir()
+
+
+def reap_stale_nodes() -> list[str]:
+    """Kill what nodes of dead processes left running (a test run killed before its
+    clean-up): their cgroups are named aml-node-<pid of the starter>-<n>. Their mounts
+    and kernel settings are for `localcluster.py down --dir <their folder>`."""
+    reaped = []
+    for hierarchy in cgroup_hierarchies():
+        for group in hierarchy.glob("aml-node-*-*"):
+            starter = group.name.split("-")[2]
+            if not starter.isdigit() or Path(f"/proc/{starter}").exists():
+                continue
+            pids = _pids_in_cgroup(group.name)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                _wait_empty(group.name)
+                _remove_cgroup(group)
+            reaped.append(group.name)
+    # Shims whose containerd is gone (its socket with it) serve nobody.
+    _kill_shims(lambda shim: not Path(shim.address).exists())
+    return sorted(set(reaped))
+
+
+def _wait_empty(cgroup: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _pids_in_cgroup(cgroup) and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -173,3 +173,10 @@ in a Role per namespace when operator.namespaces lists plain names.
   resources: ["secrets"]
   verbs: ["get", "create", "patch", "delete"]
 {{- end }}
+
+{{/*
+The Azure client id of an aml.instances or aml.serviceAccounts item (shard, auth), required.
+*/}}
+{{- define "aml.clientId" -}}
+{{- required (printf "azure.auth.clientId is required%s" (ternary (printf " (or shards[].azure.auth.clientId of shard %s)" .shard) "" (ne .shard ""))) .auth.clientId -}}
+{{- end -}}

@@ -61,22 +61,6 @@ class Peering:
         else:
             self.paths = [f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}"]
 
-    async def wait_present(self, poll: float = 1.0, say_every: float = 30.0) -> None:
-        """Until kopf's peering object(s) exist. The chart creates them after the
-        Deployment (a Helm hook: their CRD must be served first). kopf started before
-        them writes no presence (its keep-alive finds nothing to patch) and sees no peer:
-        every replica would work at once until their keep-alives meet, up to a peer
-        lifetime later."""
-        said = -say_every
-        while True:
-            missing = [p for p in self.paths if await self.cluster.get_cluster_object(p) is None]
-            if not missing:
-                return
-            if time.monotonic() - said >= say_every:
-                log.info("waiting for the peering object(s) %s before starting", missing)
-                said = time.monotonic()
-            await asyncio.sleep(poll)
-
     async def active(self) -> bool:
         now = datetime.now(UTC)
         for path in self.paths:

@@ -59,8 +59,6 @@ async def operate(settings: Settings, stop: asyncio.Event | None = None) -> None
         f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
     )
     peering = Peering(cluster, settings, identity, priority) if settings.peering else None
-    if peering is not None:
-        await peering.wait_present()
     try:
         await kopf.operator(
             registry=build_registry(settings, peering),
