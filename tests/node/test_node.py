@@ -134,7 +134,7 @@ def ready_pod(cluster: LocalCluster, timeout: float = 180, other_than: str = "")
         raise
 
 
-def container_process(cluster: LocalCluster, pod: dict[str, Any]) -> int:
+def container_process(pod: dict[str, Any]) -> int:
     """The host pid of the Pod's operator process (found through its cgroup)."""
     container_id = pod["status"]["containerStatuses"][0]["containerID"].split("//")[-1]
     [pids] = [
@@ -325,7 +325,7 @@ def test_operator_pod_and_a_workload_pod_on_a_real_node(
     apply_json(cluster, baseline_policy(az))  # the chart installed the CRDs
 
     # The hardening, seen from the host: the process the kubelet started.
-    facts = process_facts(container_process(cluster, pod))
+    facts = process_facts(container_process(pod))
     assert facts == {
         "Uid": "65532",
         "Gid": "65532",
@@ -498,7 +498,7 @@ def test_high_availability_hands_over_when_the_active_pod_dies(
 
     # The active Pod dies without a word (SIGKILL), and its node takes no replacement.
     cluster.kubectl("cordon", pods[active]["spec"]["nodeName"])
-    os.kill(container_process(cluster, pods[active]), signal.SIGKILL)
+    os.kill(container_process(pods[active]), signal.SIGKILL)
     cluster.kubectl("delete", "pod", active, "-n", SYSTEM, "--grace-period=0", "--force")
     wait_until(
         lambda: set(live_peers(cluster)) == {standby},

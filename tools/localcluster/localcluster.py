@@ -39,8 +39,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from azlocal.pki import LOOPBACK_NAMES, CertificateAuthority
-from node import STATE_FILE, LocalNode, NodeState, check_host, cleanup, import_image, node_name
-from processes import Component, component_report, free_ports, wait_for
+from node import (
+    STATE_FILE,
+    LocalNode,
+    NodeState,
+    check_host,
+    cleanup,
+    import_image,
+    node_name,
+    reap_stale_nodes,
+)
+from processes import Component, component_report, each, free_ports, wait_for
 
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build.sh"
@@ -193,6 +202,7 @@ class LocalCluster:
         etcd = self._etcd or build("etcd")
         if self.node_count:
             check_host()
+            reap_stale_nodes()
             containerd, runc, pause = build("containerd"), build("runc"), build("pause")
         began = time.monotonic()
         self._reset_workdir()
@@ -321,8 +331,7 @@ class LocalCluster:
             raise ClusterStartError(f"control plane failed to start\n{report}") from None
         self.started_in = time.monotonic() - began
         if not attached:
-            components = self.components + [c for n in self.nodes for c in n.components]
-            pids = {c.name: c.process.pid for c in components if c.process}
+            pids = {c.name: c.process.pid for c in self.all_components if c.process}
             (self.workdir / "pids.json").write_text(json.dumps(pids))
 
     def _reset_workdir(self) -> None:
@@ -334,19 +343,19 @@ class LocalCluster:
         self.logs.mkdir(parents=True)
         marker.write_text("made by tools/localcluster/localcluster.py; safe to delete\n")
 
+    @property
+    def all_components(self) -> list[Component]:
+        """The control plane's processes, then each node's."""
+        return self.components + [c for n in self.nodes for c in n.components]
+
     def stop(self) -> None:
         """Stop the nodes (last first), then the control plane, even when a node's
         clean-up fails; the first failure is raised at the end."""
-        failures: list[Exception] = []
-        for node in reversed(self.nodes):
-            try:
-                node.stop()
-            except Exception as error:  # stop the rest first; raised below
-                failures.append(error)
-        for component in reversed(self.components):
-            component.stop()
-        if failures:
-            raise failures[0]
+        try:
+            each(reversed(self.nodes), LocalNode.stop)
+        finally:
+            for component in reversed(self.components):
+                component.stop()
 
     def import_image(self, archive: Path) -> None:
         """Load an OCI image archive into every node's containerd."""
@@ -361,7 +370,7 @@ class LocalCluster:
         self.stop()
 
     def report(self) -> str:
-        return component_report(self.components + [c for n in self.nodes for c in n.components])
+        return component_report(self.all_components)
 
     def _wait(self, ready: Callable[[], bool], what: str, deadline: float) -> None:
         wait_for(self.components, ready, what, deadline, ClusterStartError)
@@ -472,14 +481,8 @@ def down(workdir: Path, timeout: float = 15.0) -> list[str]:
             stopped.append(name)
         pids_file.unlink()
     # Last node first: each restores the kernel settings it found, the first the host's.
-    failures: list[Exception] = []
-    for state in sorted(workdir.glob(f"node*/{STATE_FILE}"), reverse=True):
-        try:
-            cleanup(NodeState.read(state))
-        except Exception as error:  # clean up the other nodes first; raised below
-            failures.append(error)
-    if failures:
-        raise failures[0]
+    states = sorted(workdir.glob(f"node*/{STATE_FILE}"), reverse=True)
+    each(states, lambda state: cleanup(NodeState.read(state)))
     return stopped
 
 

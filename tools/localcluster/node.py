@@ -194,7 +194,6 @@ class LocalNode:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise NodeStartError(f"{self.workdir} is too long a path for unix sockets")
         began = time.monotonic()
-        reap_stale_nodes()
         for sub in ("containerd", "cni", "cni-bin", "kubelet", "pod-logs", "pki"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self._make_cgroups()
@@ -369,22 +368,16 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.traci
     # --- stop ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop the kubelet, the containers and containerd, then undo what the node left
-        (cleanup); every step runs even when an earlier one fails."""
+        """Stop the kubelet, then containerd, then undo what the node left (cleanup:
+        containers and shims first); the clean-up runs even when a stop fails."""
         state_file = self.workdir / STATE_FILE
-        state = NodeState.read(state_file) if state_file.exists() else None
         try:
-            for component in self.components:
-                if component.name.startswith("kubelet"):
-                    component.stop()
-            if state is not None:
-                _kill_containers(state)
-        finally:
-            for component in self.components:
+            for component in reversed(self.components):  # the kubelet first
                 component.stop()
+        finally:
             self.components = []
-            if state is not None:
-                cleanup(state)
+            if state_file.exists():
+                cleanup(NodeState.read(state_file))
 
     def report(self) -> str:
         return component_report(self.components)
@@ -439,18 +432,23 @@ def _kill_shims(select: Callable[[Shim], bool]) -> None:
             shim.socket.unlink(missing_ok=True)
 
 
-def _kill_containers(state: NodeState, timeout: float = 15.0) -> None:
-    _kill_shims(lambda shim: shim.address == state.containerd_socket)
+def _kill_cgroup(cgroup: str, timeout: float = 15.0) -> None:
+    """SIGKILL every process of `cgroup` (in any hierarchy) until none is left."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pids = _pids_in_cgroup(state.cgroup)
+        pids = _pids_in_cgroup(cgroup)
         if not pids:
             return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
-    raise NodeStartError(f"node {state.name}: processes outlived SIGKILL: {sorted(pids)}")
+    raise NodeStartError(f"{cgroup}: processes outlived SIGKILL: {sorted(pids)}")
+
+
+def _kill_containers(state: NodeState) -> None:
+    _kill_shims(lambda shim: shim.address == state.containerd_socket)
+    _kill_cgroup(state.cgroup)
 
 
 _MNT_DETACH = 2
@@ -506,26 +504,20 @@ def reap_stale_nodes() -> list[str]:
     """Kill what nodes of dead processes left running (a test run killed before its
     clean-up): their cgroups are named aml-node-<pid of the starter>-<n>. Their mounts
     and kernel settings are for `localcluster.py down --dir <their folder>`."""
-    reaped = []
-    for hierarchy in cgroup_hierarchies():
-        for group in hierarchy.glob("aml-node-*-*"):
-            starter = group.name.split("-")[2]
-            if not starter.isdigit() or Path(f"/proc/{starter}").exists():
-                continue
-            pids = _pids_in_cgroup(group.name)
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                _wait_empty(group.name)
-                _remove_cgroup(group)
-            reaped.append(group.name)
+    stale = sorted(
+        {
+            group.name
+            for hierarchy in cgroup_hierarchies()
+            for group in hierarchy.glob("aml-node-*-*")
+            if (starter := group.name.split("-")[2]).isdigit()
+            and not Path(f"/proc/{starter}").exists()
+        }
+    )
+    for cgroup in stale:
+        with contextlib.suppress(NodeStartError, OSError):
+            _kill_cgroup(cgroup, timeout=10.0)
+            for hierarchy in cgroup_hierarchies():
+                _remove_cgroup(hierarchy / cgroup)
     # Shims whose containerd is gone (its socket with it) serve nobody.
     _kill_shims(lambda shim: not Path(shim.address).exists())
-    return sorted(set(reaped))
-
-
-def _wait_empty(cgroup: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _pids_in_cgroup(cgroup) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    return stale

@@ -7,10 +7,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 LOG_TAIL_LINES = 60
 
@@ -106,3 +106,19 @@ def wait_for(
             return
         time.sleep(0.2)
     raise error(f"timed out waiting for {what}")
+
+
+T = TypeVar("T")
+
+
+def each(items: Iterable[T], action: Callable[[T], object]) -> None:
+    """`action` on every item, even after one fails (clean-ups); the first failure is
+    raised once all have run."""
+    failures: list[Exception] = []
+    for item in items:
+        try:
+            action(item)
+        except Exception as error:  # the others still run; raised below
+            failures.append(error)
+    if failures:
+        raise failures[0]

@@ -36,6 +36,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s-webhook-tls" (include "aml.fullname" . | trunc 51 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/*
+Test only: the node address the API server calls the webhook at (hostNetwork.webhookHost
+with hostNetwork.enabled), or "" (the webhook Service).
+*/}}
+{{- define "aml.webhook.hostIP" -}}
+{{- if .Values.hostNetwork.enabled }}{{ .Values.hostNetwork.webhookHost }}{{ end -}}
+{{- end -}}
+
 {{- define "aml.webhook.notAfterAnnotation" -}}identity.aml.dev/webhook-certificate-not-after{{- end -}}
 
 {{/*
@@ -63,7 +71,8 @@ cannot look up, so it makes a new one on every render.)
 {{- $host := printf "%s.%s.svc" $service $ns -}}
 {{- $ca := genCA (printf "%s CA" $service) $days -}}
 {{- $names := list $service (printf "%s.%s" $service $ns) $host (printf "%s.cluster.local" $host) -}}
-{{- $ips := ternary (list .Values.hostNetwork.webhookHost) nil (and .Values.hostNetwork.enabled (ne .Values.hostNetwork.webhookHost "")) -}}
+{{- $ip := include "aml.webhook.hostIP" . -}}
+{{- $ips := ternary (list $ip) nil (ne $ip "") -}}
 {{- $cert := genSignedCert $host $ips $names $days $ca -}}
 {{- $tls = dict "ca.crt" ($ca.Cert | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) "notAfter" (add $now (mul $days 86400) | toString) -}}
 {{- end -}}
