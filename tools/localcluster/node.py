@@ -184,7 +184,8 @@ class LocalNode:
         self.runc = runc
         self.pause = pause
         self.socket = workdir / "containerd.sock"
-        self.cgroup = f"aml-node-{os.getpid()}-{index}"
+        self.index = index
+        self.cgroup = ""  # set at start: it depends on who keeps the node alive
         self.components: list[Component] = []
         self.started_in: float | None = None
 
@@ -194,6 +195,11 @@ class LocalNode:
         if len(str(self.socket)) > MAX_SOCKET_PATH:
             raise NodeStartError(f"{self.workdir} is too long a path for unix sockets")
         began = time.monotonic()
+        # Attached, the node's processes die with this one (PR_SET_PDEATHSIG): its pid in
+        # the name tells reap_stale_nodes when they are gone. Detached (`up`), they
+        # outlive it, and only `down` may clean them up: "up<pid>" is never reaped.
+        owner = str(os.getpid()) if attached else f"up{os.getpid()}"
+        self.cgroup = f"aml-node-{owner}-{self.index}"
         for sub in ("containerd", "cni", "cni-bin", "kubelet", "pod-logs", "pki"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         self._make_cgroups()
@@ -501,9 +507,10 @@ def _remove_cgroup(root: Path) -> None:
 
 
 def reap_stale_nodes() -> list[str]:
-    """Kill what nodes of dead processes left running (a test run killed before its
-    clean-up): their cgroups are named aml-node-<pid of the starter>-<n>. Their mounts
-    and kernel settings are for `localcluster.py down --dir <their folder>`."""
+    """Kill what attached nodes of dead processes left running (a test run killed before
+    its clean-up): their cgroups are named aml-node-<pid of the starter>-<n>. Detached
+    nodes (aml-node-up<pid>-<n>) are `down`'s. Mounts and kernel settings are for
+    `localcluster.py down --dir <their folder>`."""
     stale = sorted(
         {
             group.name
